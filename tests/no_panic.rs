@@ -1,0 +1,231 @@
+//! Property tests: the INI reader and both generations' layer parsers return a value or
+//! an error for any input (random bytes, and random but plausible configs that reach
+//! deep into the per-type checks); they never panic.
+
+use convnet::config::ini::Ini;
+use convnet::config::{parse_layers, py, Generation, Model};
+use proptest::prelude::*;
+use std::path::PathBuf;
+
+fn model(dims: Vec<i64>, gpus: i64) -> Model {
+    Model {
+        data_dims: dims,
+        num_classes: 10,
+        num_gpus: gpus,
+        conserve_mem: 0,
+        seed: 1,
+    }
+}
+
+fn write(tag: &str, n: u64, body: &[u8]) -> PathBuf {
+    let p = std::env::temp_dir().join(format!(
+        "convnet-nopanic-{}-{tag}-{n}.cfg",
+        std::process::id()
+    ));
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+fn parse_both(def: &[u8], params: &[u8], dims: Vec<i64>, gpus: i64) {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (d, p) = (write("def", n, def), write("params", n, params));
+    for gen in [Generation::C1, Generation::A12] {
+        let _ = parse_layers(gen, &d, &p, &model(dims.clone(), gpus), &mut Vec::new());
+    }
+    let _ = std::fs::remove_file(d);
+    let _ = std::fs::remove_file(p);
+}
+
+const TYPES: &[&str] = &[
+    "data",
+    "fc",
+    "conv",
+    "local",
+    "softmax",
+    "eltsum",
+    "eltmax",
+    "neuron",
+    "pool",
+    "rnorm",
+    "cnorm",
+    "cmrnorm",
+    "nailbed",
+    "blur",
+    "resize",
+    "rgb2yuv",
+    "rgb2lab",
+    "rscale",
+    "cost.logreg",
+    "cost.sum2",
+    "treefc",
+    "href",
+    "concat",
+    "hs",
+    "cost.msm",
+    "cost.crossent",
+    "cost.crossent2",
+    "cost.gsum2",
+    "cost.tica",
+    "cost.rflickr",
+    "bogus",
+];
+
+const KEYS: &[&str] = &[
+    "dataIdx",
+    "inputs",
+    "outputs",
+    "initW",
+    "initB",
+    "channels",
+    "filters",
+    "filterSize",
+    "padding",
+    "stride",
+    "groups",
+    "partialSum",
+    "sharedBiases",
+    "randSparse",
+    "filterChannels",
+    "sizeX",
+    "start",
+    "outputsX",
+    "pool",
+    "size",
+    "blocked",
+    "neuron",
+    "weightSource",
+    "coeffs",
+    "scale",
+    "maxScale",
+    "tgtSize",
+    "keep",
+    "gpu",
+    "stdev",
+    "center",
+    "initWFunc",
+    "initCFunc",
+    "epsW",
+    "epsB",
+    "momW",
+    "momB",
+    "wc",
+    "wball",
+    "coeff",
+    "pow",
+    "minDiv",
+    "schedW",
+    "schedB",
+    "quantF",
+    "enable",
+    "doMax",
+    "setSize",
+    "threads",
+    "topk",
+    "wcNormMin",
+    "wcNormMax",
+];
+
+const VALUES: &[&str] = &[
+    "0",
+    "1",
+    "2",
+    "3",
+    "-1",
+    "4",
+    "16",
+    "32",
+    "64",
+    "5",
+    "0.5",
+    "1.5",
+    "0.001",
+    "1e-3",
+    "abc",
+    "",
+    "true",
+    "0,1",
+    "1,1",
+    "3,3",
+    "32,32",
+    "0.01,0.01",
+    "data",
+    "data,labels",
+    "l0",
+    "l1",
+    "l2",
+    "l3",
+    "l1,l2",
+    "l0[1]",
+    "l1[0]",
+    "relu",
+    "tanh[1,2]",
+    "tanh[]",
+    "brelu[1e-3]",
+    "max",
+    "avg",
+    "rand",
+    "maxabs",
+    "dexp[tgtFactor=2,noiseStdev=0,numSteps=2]",
+    "dexp[2,0,2]",
+    "exp[tgtFactor=x,noiseStdev=0]",
+    "m.f(a)",
+    "%(x)s",
+    "%",
+    "99999999999999999999",
+    "nan",
+    "inf",
+];
+
+fn section() -> impl Strategy<Value = String> {
+    (
+        0..TYPES.len(),
+        prop::collection::vec((0..KEYS.len(), 0..VALUES.len()), 0..10),
+    )
+        .prop_map(|(t, kvs)| {
+            let mut s = format!("type={}\n", TYPES[t]);
+            for (k, v) in kvs {
+                s.push_str(&format!("{}={}\n", KEYS[k], VALUES[v]));
+            }
+            s
+        })
+}
+
+fn config() -> impl Strategy<Value = String> {
+    prop::collection::vec(section(), 1..7).prop_map(|secs| {
+        let mut s =
+            "[data]\ntype=data\ndataIdx=0\n\n[labels]\ntype=data\ndataIdx=1\n\n".to_string();
+        for (i, body) in secs.iter().enumerate() {
+            s.push_str(&format!("[l{i}]\n{body}\n"));
+        }
+        s
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn ini_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        if let Ok(ini) = Ini::parse(&py::from_bytes(&bytes)) {
+            for s in ini.sections().map(str::to_string).collect::<Vec<_>>() {
+                for k in ini.raw_options(&s).unwrap().keys() {
+                    let _ = ini.get(&s, k);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn parsers_never_panic_on_bytes(def in prop::collection::vec(any::<u8>(), 0..300),
+                                    params in prop::collection::vec(any::<u8>(), 0..300)) {
+        parse_both(&def, &params, vec![3072, 1], 2);
+    }
+
+    #[test]
+    fn parsers_never_panic_on_plausible_configs(def in config(), params in config(),
+                                                d0 in prop::sample::select(vec![0i64, 1, 3, 12, 192, 3072, 768]),
+                                                gpus in 0i64..3) {
+        parse_both(def.as_bytes(), params.as_bytes(), vec![d0, 1], gpus);
+    }
+}
