@@ -202,8 +202,57 @@ fn config() -> impl Strategy<Value = String> {
     })
 }
 
+/// Our reference nets with their data dims, as seeds for mutation.
+const NETS: &[(&str, i64)] = &[
+    ("cifar10-80sec", 3072),
+    ("cifar10-18pct", 3072),
+    ("cifar10-conv-local", 1728),
+    ("alexnet-2012-1gpu", 150528),
+];
+
+fn net_lines(name: &str, dir: &str) -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(dir)
+        .join(format!("{name}.cfg"));
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Replace a value, delete, duplicate or move a line.
+fn mutate(mut lines: Vec<String>, edits: &[(u8, usize, usize)]) -> String {
+    for &(op, a, b) in edits {
+        if lines.is_empty() {
+            break;
+        }
+        let (i, j) = (a % lines.len(), b % lines.len());
+        match op % 4 {
+            0 => {
+                if let Some((k, _)) = lines[i].split_once('=') {
+                    lines[i] = format!("{k}={}", VALUES[b % VALUES.len()]);
+                }
+            }
+            1 => {
+                lines.remove(i);
+            }
+            2 => {
+                let l = lines[i].clone();
+                lines.insert(j, l);
+            }
+            _ => lines.swap(i, j),
+        }
+    }
+    lines.join("\n")
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    // 400 cases each by default; PROPTEST_CASES=n runs a longer search.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn ini_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
@@ -220,6 +269,18 @@ proptest! {
     fn parsers_never_panic_on_bytes(def in prop::collection::vec(any::<u8>(), 0..300),
                                     params in prop::collection::vec(any::<u8>(), 0..300)) {
         parse_both(&def, &params, vec![3072, 1], 2);
+    }
+
+    #[test]
+    fn parsers_never_panic_on_mutated_reference_nets(net in 0..NETS.len(),
+                                                     def_edits in prop::collection::vec((any::<u8>(), any::<usize>(), any::<usize>()), 1..5),
+                                                     param_edits in prop::collection::vec((any::<u8>(), any::<usize>(), any::<usize>()), 0..3)) {
+        let (name, dims) = NETS[net];
+        let def = mutate(net_lines(name, "layer-defs"), &def_edits);
+        let params = mutate(net_lines(name, "params"), &param_edits);
+        // Small nets only: the AlexNet seed would allocate its full weights every case.
+        let dims = if dims > 3072 { 3 * 32 * 32 } else { dims };
+        parse_both(def.as_bytes(), params.as_bytes(), vec![dims, 1], 2);
     }
 
     #[test]

@@ -94,10 +94,18 @@ fn run(case: &Value, root: &Path) -> Outcome {
 fn check_manifest(manifest: &Path, root: &Path) {
     let cases: Vec<Value> = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
     let dumps = manifest.parent().unwrap();
+    // Each case is a separate process; run them on every core.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let outcomes: Vec<Outcome> = std::thread::scope(|s| {
+        let chunks: Vec<_> = cases
+            .chunks(cases.len().div_ceil(threads).max(1))
+            .map(|chunk| s.spawn(move || chunk.iter().map(|c| run(c, root)).collect::<Vec<_>>()))
+            .collect();
+        chunks.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
     let mut failures = Vec::new();
-    for case in &cases {
+    for (case, got) in cases.iter().zip(outcomes) {
         let id = case["id"].as_str().unwrap();
-        let got = run(case, root);
         let fail = |why: String| format!("{id}: {why}\n  stderr: {}", got.stderr.trim_end());
         if case["result"] == "ok" {
             if !got.ok {

@@ -408,8 +408,7 @@ pub(super) fn defaults(gen: Generation) -> Dict {
 pub(super) fn parse_base(cx: &mut Cx) -> Result<(), ConfigError> {
     let name = cx.name.clone();
     cx.set("name", name);
-    let ty = cx.sec.str("type")?;
-    let ty = cx.sec.required("type", ty)?;
+    let ty = cx.sec.req_str("type")?;
     cx.set("type", ty);
     Ok(())
 }
@@ -418,10 +417,9 @@ pub(super) fn parse_base(cx: &mut Cx) -> Result<(), ConfigError> {
 /// and (2012) `gpu`.
 pub(super) fn parse_with_inputs(cx: &mut Cx, arity: Option<usize>) -> Result<(), ConfigError> {
     parse_base(cx)?;
-    let inputs = cx.sec.str("inputs")?;
     let inputs: Vec<String> = cx
         .sec
-        .required("inputs", inputs)?
+        .req_str("inputs")?
         .split(',')
         .map(|s| py::strip(s).to_string())
         .collect();

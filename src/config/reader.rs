@@ -64,6 +64,36 @@ impl Section<'_> {
         })
     }
 
+    pub fn req_str(&self, key: &str) -> Result<String, ConfigError> {
+        let v = self.str(key)?;
+        self.required(key, v)
+    }
+
+    pub fn req_int(&self, key: &str) -> Result<i64, ConfigError> {
+        let v = self.int(key)?;
+        self.required(key, v)
+    }
+
+    pub fn req_float(&self, key: &str) -> Result<f64, ConfigError> {
+        let v = self.float(key)?;
+        self.required(key, v)
+    }
+
+    pub fn req_bool(&self, key: &str) -> Result<bool, ConfigError> {
+        let v = self.bool(key)?;
+        self.required(key, v)
+    }
+
+    pub fn req_int_list(&self, key: &str) -> Result<Vec<i64>, ConfigError> {
+        let v = self.int_list(key)?;
+        self.required(key, v)
+    }
+
+    pub fn req_float_list(&self, key: &str) -> Result<Vec<f64>, ConfigError> {
+        let v = self.float_list(key)?;
+        self.required(key, v)
+    }
+
     fn typed<T>(
         &self,
         key: &str,
