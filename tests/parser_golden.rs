@@ -71,11 +71,13 @@ fn run(case: &Value, root: &Path) -> Outcome {
         .iter()
         .map(|d| d.to_string())
         .collect();
+    // Paths as the original was given them (its messages quote them).
     let out = Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .current_dir(root)
         .arg("--layer-def")
-        .arg(root.join(case["def"].as_str().unwrap()))
+        .arg(case["def"].as_str().unwrap())
         .arg("--layer-params")
-        .arg(root.join(case["params"].as_str().unwrap()))
+        .arg(case["params"].as_str().unwrap())
         .args(["--compat", case["compat"].as_str().unwrap()])
         .arg(format!("--data-dims={}", dims.join(",")))
         .arg(format!("--num-classes={}", case["num_classes"]))
@@ -156,7 +158,7 @@ fn check_manifest(manifest: &Path, root: &Path) {
         } else if got.ok {
             failures.push(fail("the original rejects this pair; we accept it".into()));
         } else if let Some(msg) = case["error"].as_str() {
-            if !got.stderr.contains(msg) {
+            if !got.stderr.contains(msg) && !IMPORTS_PYTHON.contains(&id) {
                 failures.push(fail(format!("expected the original's message {msg:?}")));
             }
         }
@@ -174,6 +176,15 @@ fn check_manifest(manifest: &Path, root: &Path) {
         manifest.display()
     );
 }
+
+/// Cases whose init function names a real Python module, which the original imports
+/// and calls; we import none, so we reject them with our own message.
+const IMPORTS_PYTHON: &[&str] = &[
+    "syn-c1-initWFunc-attr",
+    "syn-c1-initWFunc-type",
+    "syn-a12-initWFunc-attr",
+    "syn-a12-initWFunc-type",
+];
 
 /// Top-level keys of our 2012 dump in printed order (serde_json's map forgets it).
 fn dict_order(text: &str) -> Vec<Value> {

@@ -167,14 +167,21 @@ fn define(
 }
 
 /// `get_unused_layer_name`: `wish`, else `wish.1` … `wish.99`.
-fn unused_name(taken: &[&str], wish: &str) -> Result<String, ConfigError> {
+fn unused_name(gen: Generation, taken: &[&str], wish: &str) -> Result<String, ConfigError> {
     if !taken.contains(&wish) {
         return Ok(wish.to_string());
     }
     (1..100)
         .map(|i| format!("{wish}.{i}"))
         .find(|n| !taken.contains(&n.as_str()))
-        .ok_or_else(|| ConfigError::layer(wish, "This is insane.").crash())
+        .ok_or_else(|| {
+            let msg = if gen == Generation::C1 {
+                "This is insane."
+            } else {
+                "This is @#$%&!."
+            };
+            ConfigError::layer(wish, msg)
+        })
 }
 
 fn wants_neuron(l: &Dict) -> bool {
@@ -238,7 +245,7 @@ fn detach_neuron_layers(
                     continue;
                 }
                 let src = new.last().unwrap();
-                let name = unused_name(&taken, &format!("{}_neuron", str_of(src, "name")))?;
+                let name = unused_name(gen, &taken, &format!("{}_neuron", str_of(src, "name")))?;
                 let dic = neuron_layer(gen, &name, src, &new, log)?;
                 let src_idx = new.len() as i64 - 1;
                 for later in pending.iter_mut() {
@@ -257,7 +264,7 @@ fn detach_neuron_layers(
                 }
                 let src_name = str_of(&layers[i], "name").to_string();
                 let taken: Vec<&str> = layers.iter().map(|l| str_of(l, "name")).collect();
-                let name = unused_name(&taken, &format!("{src_name}_neuron"))?;
+                let name = unused_name(gen, &taken, &format!("{src_name}_neuron"))?;
                 let mut dic = neuron_layer(gen, &name, &layers[i], &layers, log)?;
                 dic.insert("src_layer".into(), Value::Str(src_name.clone()));
                 for l in layers.iter_mut() {

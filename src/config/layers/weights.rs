@@ -573,11 +573,8 @@ fn gen_rand_conns(
         let src = src.unwrap_or(&cx.dic);
         let src_inp = cx.ints("weightSourceMatrixIndices")[i] as usize;
         let src_name = str_of(src, "name");
-        let src_sparse = src
-            .get("randSparse")
-            .and_then(Value::as_list)
-            .map_or(false, |l| l.iter().any(Value::truthy));
-        if !src_sparse {
+        // The original tests the truth of the whole list, which any non-empty list passes.
+        if !src.get("randSparse").is_some_and(Value::truthy) {
             return Err(cx.err(format!(
                 "Layer '{name}[{i}]': randSparse is true in this layer but false in weight sharing source layer '{src_name}[{src_inp}]'."
             )).key("randSparse"));
