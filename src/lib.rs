@@ -1,4 +1,5 @@
 //! convnet: a faithful Rust port of Alex Krizhevsky's cuda-convnet (2011) and of the
 //! 2012 AlexNet code. See README.md for the module map (ARCHITECTURE).
 
+pub mod checkpoint;
 pub mod config;

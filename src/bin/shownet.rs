@@ -1,5 +1,6 @@
-//! Port of shownet.py: the command line of the model viewer. Its options are accepted
-//! with the original names; the views themselves arrive with checkpoint reading.
+//! Port of shownet.py: the command line of the model viewer. `--dump-json` prints a
+//! whole checkpoint as JSON; the plots (cost, filters, predictions) and the feature
+//! writer arrive with the data issue.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -9,31 +10,30 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "shownet", version)]
 struct Args {
-    /// Checkpoint directory or file to show.
+    /// Checkpoint directory (its newest file is read) or file.
     #[arg(short = 'f', value_name = "PATH")]
     load_file: PathBuf,
-    /// Plot the cost of this cost layer over training.
-    #[arg(long = "show-cost")]
-    show_cost: Option<String>,
-    /// Show the filters of this layer.
-    #[arg(long = "show-filters")]
-    show_filters: Option<String>,
-    /// Show predictions of this softmax layer on test images.
-    #[arg(long = "show-preds")]
-    show_preds: Option<String>,
-    /// Write the features of this layer to --feature-path.
-    #[arg(long = "write-features")]
-    write_features: Option<String>,
-    /// Print the whole checkpoint as JSON.
+    /// Print the whole decoded checkpoint as JSON on stdout.
     #[arg(long = "dump-json")]
     dump_json: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    eprintln!(
-        "shownet: error: cannot read '{}': checkpoint reading is not implemented yet",
-        args.load_file.display()
-    );
-    ExitCode::FAILURE
+    if !args.dump_json {
+        eprintln!("shownet: error: only --dump-json is implemented so far");
+        return ExitCode::from(2);
+    }
+    match convnet::checkpoint::load(&args.load_file) {
+        Ok(obj) => {
+            let mut out = String::new();
+            convnet::checkpoint::value::to_json(&obj, &mut out);
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("shownet: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
