@@ -1,10 +1,17 @@
-//! Marks the build when CONVNET_ORIGINALS names the original configs, so the tests that
-//! need them are listed as ignored (with the reason) where it is unset.
+//! Marks the build with what the environment offers the compatibility tests (the
+//! original configs, Python 2.7 and Python 3 with numpy), so tests that need a missing
+//! one are listed as ignored, with the reason, instead of passing silently.
 
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(convnet_originals)");
-    println!("cargo::rerun-if-env-changed=CONVNET_ORIGINALS");
-    if std::env::var_os("CONVNET_ORIGINALS").is_some() {
-        println!("cargo::rustc-cfg=convnet_originals");
+    for (var, cfg) in [
+        ("CONVNET_ORIGINALS", "convnet_originals"),
+        ("CONVNET_PYTHON2", "convnet_python2"),
+        ("CONVNET_PYTHON3", "convnet_python3"),
+    ] {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        println!("cargo::rerun-if-env-changed={var}");
+        if std::env::var_os(var).is_some() {
+            println!("cargo::rustc-cfg={cfg}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod pickle;
 pub mod value;
+pub mod writer;
 
 use std::cmp::Ordering;
 use std::fmt;
