@@ -1,6 +1,7 @@
-//! Port of util.py's `pickle`/`unpickle` and gpumodel.py's `load_checkpoint`: reading
-//! cuda-convnet checkpoints (pickles, plain, zipped with member `data`, or gzipped; a
-//! checkpoint directory means its newest file by `alphanum_key`).
+//! Port of util.py's `pickle`/`unpickle` and gpumodel.py's `load_checkpoint` and the
+//! file half of `save_state`: cuda-convnet checkpoints are pickles, plain, zipped with
+//! member `data`, or gzipped; a checkpoint directory holds `<epoch>.<batchnum>` files and
+//! means its newest one by `alphanum_key`.
 
 pub mod pickle;
 pub mod value;
@@ -36,11 +37,7 @@ pub fn load(path: &Path) -> Result<Obj, CheckpointError> {
         message: m,
     };
     let file = if path.is_dir() {
-        let mut names: Vec<String> = std::fs::read_dir(path)
-            .map_err(|e| err(path, e.to_string()))?
-            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect();
-        names.sort_by(|a, b| alphanum_cmp(a, b));
+        let mut names = checkpoint_files(path).map_err(|e| err(path, e.to_string()))?;
         let newest = names
             .pop()
             .ok_or_else(|| err(path, "the checkpoint directory is empty".into()))?;
@@ -50,6 +47,52 @@ pub fn load(path: &Path) -> Result<Obj, CheckpointError> {
     };
     let bytes = read_container(&file).map_err(|m| err(&file, m))?;
     pickle::loads(&bytes).map_err(|e| err(&file, e.to_string()))
+}
+
+/// The checkpoint files of a directory in `alphanum_key` order. Dot files (our
+/// temporary files, if a save was killed) are not checkpoints.
+fn checkpoint_files(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort_by(|a, b| alphanum_cmp(a, b));
+    Ok(names)
+}
+
+/// `save_state`'s file work: write `<dir>/<epoch>.<batchnum>` atomically, then prune as
+/// the original does: walk the files oldest first and delete while the directory holds
+/// more than `max_filesize_mb` MiB, stopping at the file just written (never deleted)
+/// or at the first file the limit lets stay.
+pub fn save(
+    dir: &Path,
+    epoch: u64,
+    batchnum: u64,
+    pickle: &[u8],
+    zip: bool,
+    max_filesize_mb: u64,
+) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let name = format!("{epoch}.{batchnum}");
+    let path = dir.join(&name);
+    writer::save_atomic(&path, pickle, zip)?;
+    let total = || -> std::io::Result<u64> {
+        Ok(checkpoint_files(dir)?
+            .iter()
+            .filter_map(|n| std::fs::metadata(dir.join(n)).ok())
+            .map(|m| m.len())
+            .sum())
+    };
+    for f in checkpoint_files(dir)? {
+        if total()? > max_filesize_mb * 1024 * 1024 && f != name {
+            std::fs::remove_file(dir.join(&f))?;
+        } else {
+            break;
+        }
+    }
+    Ok(path)
 }
 
 /// The pickle bytes of a checkpoint file: zip member `data`, gunzipped, or as is.
