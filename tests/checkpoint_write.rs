@@ -217,3 +217,99 @@ fn python2_cpickle_loads_what_we_write() {
 fn python3_pickle_loads_what_we_write() {
     python_loads_ours_like_theirs(&std::env::var("CONVNET_PYTHON3").unwrap(), "py3");
 }
+
+/// Parse one of the small nets of golden/checkpoints and pickle its layers.
+fn parsed_layers(gen: convnet::config::Generation, tag: &str) -> (Obj, Vec<u8>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/checkpoints");
+    let model = convnet::config::Model {
+        data_dims: vec![3072, 1],
+        num_classes: 10,
+        num_gpus: 1,
+        conserve_mem: 0,
+        seed: 3,
+    };
+    let net = convnet::config::parse_layers(
+        gen,
+        &root.join(format!("layers-{tag}.cfg")),
+        &root.join(format!("layer-params-{tag}.cfg")),
+        &model,
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let obj = convnet::checkpoint::model::layers(&net);
+    let bytes = writer::dumps(&obj);
+    (obj, bytes)
+}
+
+#[test]
+fn parsed_layers_pickle_with_shared_input_layers() {
+    use convnet::checkpoint::value::PyObj;
+    let (obj, bytes) = parsed_layers(convnet::config::Generation::C1, "c1");
+    let back = convnet::checkpoint::pickle::loads(&bytes).unwrap();
+    assert_eq!(json(&back), json(&obj));
+    let PyObj::List(layers) = &*back else {
+        panic!("2011 layers are a list")
+    };
+    let layers = layers.borrow();
+    let by_name = |n: &str| {
+        layers
+            .iter()
+            .find(|l| l.get("name").and_then(|v| v.as_text()).as_deref() == Some(n))
+            .unwrap()
+            .clone()
+    };
+    for l in layers.iter() {
+        let Some(inputs) = l.get("inputLayers") else {
+            continue;
+        };
+        let PyObj::List(inputs) = &*inputs else {
+            panic!()
+        };
+        for i in inputs.borrow().iter() {
+            let name = i.get("name").and_then(|v| v.as_text()).unwrap();
+            assert!(
+                std::rc::Rc::ptr_eq(i, &by_name(&name)),
+                "inputLayers entry {name} is the layer itself"
+            );
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(convnet_python2),
+    ignore = "needs CONVNET_PYTHON2 (Python 2.7 with numpy 1.x)"
+)]
+fn python2_loads_parsed_layers_as_the_original_built_them() {
+    for (gen, tag) in [
+        (convnet::config::Generation::C1, "c1"),
+        (convnet::config::Generation::A12, "a12"),
+    ] {
+        let (_, bytes) = parsed_layers(gen, tag);
+        let path = scratch(&format!("layers-{tag}"));
+        std::fs::write(&path, bytes).unwrap();
+        let script = r#"
+import sys, cPickle
+layers = cPickle.load(open(sys.argv[1], 'rb'))
+items = layers if isinstance(layers, list) else layers.values()
+by_name = dict((l['name'], l) for l in items)
+for l in items:
+    for inp in l.get('inputLayers', []):
+        assert inp is by_name[inp['name']], l['name']
+    for w in l.get('weights', []):
+        assert str(w.dtype) == 'float32' and w.ndim == 2
+print('OK %d' % len(by_name))
+"#;
+        let out = Command::new(std::env::var("CONVNET_PYTHON2").unwrap())
+            .arg("-c")
+            .arg(script)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("OK"),
+            "{tag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -3,6 +3,7 @@
 //! member `data`, or gzipped; a checkpoint directory holds `<epoch>.<batchnum>` files and
 //! means its newest one by `alphanum_key`.
 
+pub mod model;
 pub mod pickle;
 pub mod value;
 pub mod writer;
