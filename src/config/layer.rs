@@ -97,12 +97,15 @@ impl<'a> Cx<'a> {
         self.log.push(line);
     }
 
-    /// "on GPU n" as the 2012 messages say it; nothing in 2011.
-    pub fn on_gpu(&self) -> String {
-        match self.gen {
+    /// The original's "Initialized <what> '<name>'<rest>" line, which the 2012 code
+    /// extends with " on GPU n" after the name.
+    pub fn initialized(&mut self, what: &str, rest: &str) {
+        let gpu = match self.gen {
             Generation::C1 => String::new(),
             Generation::A12 => format!(" on GPU {}", self.int("gpu")),
-        }
+        };
+        let line = format!("Initialized {what} '{}'{gpu}{rest}", self.name);
+        self.print(line);
     }
 
     /// The i-th input layer (`dic['inputLayers'][i]`).

@@ -116,8 +116,7 @@ pub(super) fn parse_cost(cx: &mut Cx, ltype: &str) -> Result<(), ConfigError> {
         }
         other => unreachable!("unregistered cost type {other}"),
     };
-    let line = format!("Initialized {label} '{name}'{}", cx.on_gpu());
-    cx.print(line);
+    cx.initialized(&label, "");
     Ok(())
 }
 

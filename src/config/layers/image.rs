@@ -50,12 +50,10 @@ pub(super) fn parse_pool(cx: &mut Cx) -> Result<(), ConfigError> {
     }
     let (ox, channels) = (cx.int("outputsX"), cx.int("channels"));
     cx.set("outputs", ox * ox * channels);
-    let line = format!(
-        "Initialized {pool}-pooling layer '{}'{}, producing {ox}x{ox} {channels}-channel output",
-        cx.name,
-        cx.on_gpu()
+    cx.initialized(
+        &format!("{pool}-pooling layer"),
+        &format!(", producing {ox}x{ox} {channels}-channel output"),
     );
-    cx.print(line);
     Ok(())
 }
 
@@ -100,12 +98,11 @@ pub(super) fn parse_norm(cx: &mut Cx, ltype: &str) -> Result<(), ConfigError> {
     cx.verify_img_size()?;
     let (pixels, img) = (cx.int("imgPixels"), cx.int("imgSize"));
     cx.set("outputs", pixels * channels);
-    let line = format!(
-        "Initialized {}-normalization layer '{name}'{}, producing {img}x{img} {channels}-channel output",
-        norm_kind(ltype),
-        cx.on_gpu()
+    let what = format!("{}-normalization layer", norm_kind(ltype));
+    cx.initialized(
+        &what,
+        &format!(", producing {img}x{img} {channels}-channel output"),
     );
-    cx.print(line);
     Ok(())
 }
 
@@ -153,12 +150,10 @@ pub(super) fn parse_nailbed(cx: &mut Cx) -> Result<(), ConfigError> {
     cx.set("outputs", channels * ox * ox);
     cx.int_range(ox, "outputsX", Some(0), None)?;
     cx.verify_img_size()?;
-    let line = format!(
-        "Initialized bed-of-nails layer '{}'{}, producing {ox}x{ox} {channels}-channel output",
-        cx.name,
-        cx.on_gpu()
+    cx.initialized(
+        "bed-of-nails layer",
+        &format!(", producing {ox}x{ox} {channels}-channel output"),
     );
-    cx.print(line);
     Ok(())
 }
 

@@ -162,12 +162,7 @@ fn parse_softmax(cx: &mut Cx) -> Result<(), ConfigError> {
     parse_with_inputs(cx, Some(1))?;
     let outputs = int_of(cx.input(0), "outputs");
     cx.set("outputs", outputs);
-    let line = format!(
-        "Initialized softmax layer '{}'{}, producing {outputs} outputs",
-        cx.name,
-        cx.on_gpu()
-    );
-    cx.print(line);
+    cx.initialized("softmax layer", &format!(", producing {outputs} outputs"));
     Ok(())
 }
 
@@ -182,12 +177,10 @@ fn parse_concat(cx: &mut Cx) -> Result<(), ConfigError> {
         .map(|i| widths[..i].iter().sum())
         .collect();
     cx.set("copyOffsets", offsets);
-    let line = format!(
-        "Initialized concatenation layer '{}'{}, producing {outputs} outputs",
-        cx.name,
-        cx.on_gpu()
+    cx.initialized(
+        "concatenation layer",
+        &format!(", producing {outputs} outputs"),
     );
-    cx.print(line);
     Ok(())
 }
 
@@ -214,12 +207,10 @@ fn parse_eltsum(cx: &mut Cx) -> Result<(), ConfigError> {
     let n = cx.num_inputs();
     let coeffs = cx.sec.float_list("coeffs")?.unwrap_or_else(|| vec![1.0; n]);
     cx.set("coeffs", coeffs);
-    let line = format!(
-        "Initialized elementwise sum layer '{}'{}, producing {outputs} outputs",
-        cx.name,
-        cx.on_gpu()
+    cx.initialized(
+        "elementwise sum layer",
+        &format!(", producing {outputs} outputs"),
     );
-    cx.print(line);
     Ok(())
 }
 
@@ -236,12 +227,10 @@ fn parse_eltmax(cx: &mut Cx) -> Result<(), ConfigError> {
     }
     let outputs = same_widths(cx)?;
     cx.set("outputs", outputs);
-    let line = format!(
-        "Initialized elementwise max layer '{}'{}, producing {outputs} outputs",
-        cx.name,
-        cx.on_gpu()
+    cx.initialized(
+        "elementwise max layer",
+        &format!(", producing {outputs} outputs"),
     );
-    cx.print(line);
     Ok(())
 }
 
@@ -268,12 +257,7 @@ pub(super) fn parse_neuron_layer(cx: &mut Cx) -> Result<(), ConfigError> {
         Err(SpecError::BadNumber(v)) => return Err(cx.crash("neuron", &format!("invalid number '{v}' in '{spec}'"))),
     }
     cx.set("forceOwnActs", false);
-    let line = format!(
-        "Initialized neuron layer '{}'{}, producing {outputs} outputs",
-        cx.name,
-        cx.on_gpu()
-    );
-    cx.print(line);
+    cx.initialized("neuron layer", &format!(", producing {outputs} outputs"));
     Ok(())
 }
 
@@ -287,11 +271,9 @@ fn parse_hs(cx: &mut Cx) -> Result<(), ConfigError> {
     cx.set("outputs", outputs);
     let keep = cx.sec.req_float("keep")?;
     cx.set("keep", keep);
-    let line = format!(
-        "Initialized hidden sex layer '{}'{}, producing {outputs} outputs",
-        cx.name,
-        cx.on_gpu()
+    cx.initialized(
+        "hidden sex layer",
+        &format!(", producing {outputs} outputs"),
     );
-    cx.print(line);
     Ok(())
 }

@@ -311,12 +311,10 @@ pub(super) fn parse_fc(cx: &mut Cx, rng: &mut impl Rng) -> Result<(), ConfigErro
     let rows = cx.ints("numInputs");
     make_weights(cx, &rows, &vec![outputs; rows.len()], true, rng)?;
     make_biases(cx, 1, outputs, true)?;
-    let line = format!(
-        "Initialized fully-connected layer '{}'{}, producing {outputs} outputs",
-        cx.name,
-        cx.on_gpu()
+    cx.initialized(
+        "fully-connected layer",
+        &format!(", producing {outputs} outputs"),
     );
-    cx.print(line);
     Ok(())
 }
 
@@ -529,20 +527,18 @@ pub(super) fn parse_local(cx: &mut Cx, conv: bool, rng: &mut impl Rng) -> Result
         let num_biases = if shared { f } else { modules * f };
         make_weights(cx, &per_filter, &vec![f; n], false, rng)?;
         make_biases(cx, num_biases, 1, false)?;
-        let line = format!(
-            "Initialized convolutional layer '{name}'{}, producing {mx}x{mx} {f}-channel output",
-            cx.on_gpu()
+        cx.initialized(
+            "convolutional layer",
+            &format!(", producing {mx}x{mx} {f}-channel output"),
         );
-        cx.print(line);
     } else {
         let rows: Vec<i64> = per_filter.iter().map(|p| modules * p).collect();
         make_weights(cx, &rows, &vec![f; n], false, rng)?;
         make_biases(cx, modules * f, 1, false)?;
-        let line = format!(
-            "Initialized locally-connected layer '{name}'{}, producing {mx}x{mx} {f}-channel output",
-            cx.on_gpu()
+        cx.initialized(
+            "locally-connected layer",
+            &format!(", producing {mx}x{mx} {f}-channel output"),
         );
-        cx.print(line);
     }
     Ok(())
 }
