@@ -51,12 +51,21 @@ pub fn loads(data: &[u8]) -> Result<Obj> {
         stack: Vec::new(),
         memo: HashMap::new(),
     };
-    let obj = u.run()?;
-    super::value::check_acyclic(&obj).map_err(|m| PickleError {
-        pos: u.op_pos,
-        message: m,
-    })?;
-    Ok(obj)
+    let result = u.run().and_then(|obj| {
+        super::value::check_acyclic(&obj).map_err(|m| PickleError {
+            pos: u.op_pos,
+            message: m,
+        })?;
+        Ok(obj)
+    });
+    if result.is_err() {
+        // A refused pickle may have tied objects into cycles; only objects that went
+        // through the memo can be in one, so emptying those frees everything.
+        for o in u.memo.values() {
+            o.clear();
+        }
+    }
+    result
 }
 
 fn obj(v: PyObj) -> Obj {

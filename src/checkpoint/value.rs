@@ -210,6 +210,17 @@ impl PyObj {
         }
     }
 
+    /// Drop what a container holds (to break reference cycles of a refused pickle).
+    pub fn clear(&self) {
+        match self {
+            PyObj::List(l) => l.borrow_mut().clear(),
+            PyObj::Dict(d) => d.borrow_mut().clear(),
+            PyObj::OrderedDict { items, .. } => items.borrow_mut().clear(),
+            PyObj::Instance { state, .. } => *state.borrow_mut() = None,
+            _ => {}
+        }
+    }
+
     /// `d[k] = v` on a dict or OrderedDict: replaces an equal key in place.
     pub fn dict_set(&self, k: Obj, v: Obj) {
         let items = match self {
