@@ -75,7 +75,10 @@ fn atomic_save_plain_and_zipped() {
     let obj = load(&originals()[0]).unwrap();
     let bytes = writer::dumps(&obj);
     for zip in [false, true] {
-        let path = scratch(if zip { "saved-zip" } else { "saved" });
+        // A directory of its own: tests running beside this one save into scratch().
+        let dir = scratch("atomic");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(if zip { "saved-zip" } else { "saved" });
         writer::save_atomic(&path, &bytes, zip).unwrap();
         assert_eq!(json(&load(&path).unwrap()), json(&obj));
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
