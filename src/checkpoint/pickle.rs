@@ -80,6 +80,11 @@ impl<'a> Unpickler<'a> {
         })
     }
 
+    /// `v`, or the error `what` where it is absent.
+    fn need<T>(&self, v: Option<T>, what: impl Into<String>) -> Result<T> {
+        v.map_or_else(|| self.err(what), Ok)
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.data.len() - self.pos < n {
             return self.err(format!(
@@ -194,9 +199,7 @@ impl<'a> Unpickler<'a> {
                 }
                 b'.' => {
                     let v = self.pop()?;
-                    if !self.stack.is_empty() {
-                        // cPickle ignores leftovers; so do we, but only objects.
-                    }
+                    // cPickle ignores what is left below the result; so do we.
                     return Ok(v);
                 }
                 b'(' => self.stack.push(Item::Mark),
@@ -222,9 +225,7 @@ impl<'a> Unpickler<'a> {
                     let v = match l.as_str() {
                         "01" => PyObj::Bool(true),
                         "00" => PyObj::Bool(false),
-                        _ => int_text(&l)
-                            .ok_or(())
-                            .or_else(|_| self.err(format!("bad INT {l:?}")))?,
+                        _ => self.need(int_text(&l), format!("bad INT {l:?}"))?,
                     };
                     self.push(v);
                 }
@@ -243,9 +244,7 @@ impl<'a> Unpickler<'a> {
                 b'L' => {
                     let l = self.line_str()?;
                     let digits = l.strip_suffix('L').unwrap_or(&l);
-                    let v = int_text(digits)
-                        .ok_or(())
-                        .or_else(|_| self.err(format!("bad LONG {l:?}")))?;
+                    let v = self.need(int_text(digits), format!("bad LONG {l:?}"))?;
                     self.push(v);
                 }
                 0x8a => {
@@ -260,9 +259,7 @@ impl<'a> Unpickler<'a> {
                 }
                 b'F' => {
                     let l = self.line_str()?;
-                    let v = crate::config::py::float(&l)
-                        .ok_or(())
-                        .or_else(|_| self.err(format!("bad FLOAT {l:?}")))?;
+                    let v = self.need(crate::config::py::float(&l), format!("bad FLOAT {l:?}"))?;
                     self.push(PyObj::Float(v));
                 }
                 b'G' => {
@@ -271,9 +268,7 @@ impl<'a> Unpickler<'a> {
                 }
                 b'S' => {
                     let l = self.line()?;
-                    let v = string_repr(l)
-                        .ok_or(())
-                        .or_else(|_| self.err("bad STRING literal"))?;
+                    let v = self.need(string_repr(l), "bad STRING literal")?;
                     self.push(PyObj::Bytes(v));
                 }
                 b'T' => {
@@ -288,9 +283,7 @@ impl<'a> Unpickler<'a> {
                 }
                 b'V' => {
                     let l = self.line()?;
-                    let v = raw_unicode_escape(l)
-                        .ok_or(())
-                        .or_else(|_| self.err("bad UNICODE literal"))?;
+                    let v = self.need(raw_unicode_escape(l), "bad UNICODE literal")?;
                     self.push(PyObj::Unicode(v));
                 }
                 b'X' => {
@@ -358,11 +351,7 @@ impl<'a> Unpickler<'a> {
                 }
                 b'p' => {
                     let l = self.line_str()?;
-                    let k = l
-                        .trim()
-                        .parse()
-                        .ok()
-                        .map_or_else(|| self.err(format!("bad PUT {l:?}")), Ok)?;
+                    let k = self.need(l.trim().parse().ok(), format!("bad PUT {l:?}"))?;
                     let v = self.top()?;
                     self.memo.insert(k, v);
                 }
@@ -378,11 +367,7 @@ impl<'a> Unpickler<'a> {
                 }
                 b'g' => {
                     let l = self.line_str()?;
-                    let k = l
-                        .trim()
-                        .parse()
-                        .ok()
-                        .map_or_else(|| self.err(format!("bad GET {l:?}")), Ok)?;
+                    let k = self.need(l.trim().parse().ok(), format!("bad GET {l:?}"))?;
                     let v = self.memo_get(k)?;
                     self.stack.push(Item::Obj(v));
                 }
@@ -481,11 +466,10 @@ impl<'a> Unpickler<'a> {
                 Ok(obj(PyObj::Array(RefCell::new(NdArray::empty()))))
             }
             ("numpy", "dtype") => {
-                let code = args
-                    .first()
-                    .and_then(|a| a.as_text())
-                    .ok_or(())
-                    .or_else(|_| self.err("numpy.dtype without a type code"))?;
+                let code = self.need(
+                    args.first().and_then(|a| a.as_text()),
+                    "numpy.dtype without a type code",
+                )?;
                 match Dtype::parse(&code) {
                     Some(d) => Ok(obj(PyObj::Dtype(RefCell::new(d)))),
                     None => self.err(format!("unsupported numpy dtype '{code}'")),
@@ -579,9 +563,8 @@ impl<'a> Unpickler<'a> {
                 // (version, byteorder, subarray, names, fields, elsize, alignment, flags)
                 let items = tuple_items(&state);
                 if let Some(order) = items.get(1).and_then(|o| o.as_text()) {
-                    d.borrow_mut()
-                        .set_order(&order)
-                        .map_or_else(|| self.err(format!("bad byte order '{order}'")), Ok)?;
+                    let set = d.borrow_mut().set_order(&order);
+                    self.need(set, format!("bad byte order '{order}'"))?;
                 }
                 Ok(())
             }
