@@ -87,6 +87,7 @@ const BAD: &[(&str, &[u8], &str)] = &[
     ("no STOP", b"K\x01", "truncated"),
     ("bad INT", b"Iabc\n.", "bad INT"),
     ("cycle", b"]q\x00h\x00a.", "cycle"),
+    ("cycle through DUP", b"]2a.", "cycle"),
     (
         "array size mismatch",
         b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R(K\x01J\xff\xff\xff\x7f\x85cnumpy\ndtype\nU\x02f4K\x00K\x01\x87R(K\x03U\x01<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89U\x04abcdtb.",

@@ -40,6 +40,8 @@ struct Unpickler<'a> {
     op_pos: usize,
     stack: Vec<Item>,
     memo: HashMap<u64, Obj>,
+    /// Every container made so far, to empty if the pickle is refused.
+    containers: Vec<Obj>,
 }
 
 /// Decode one pickle (the whole of `data`, up to its STOP opcode).
@@ -50,6 +52,7 @@ pub fn loads(data: &[u8]) -> Result<Obj> {
         op_pos: 0,
         stack: Vec::new(),
         memo: HashMap::new(),
+        containers: Vec::new(),
     };
     let result = u.run().and_then(|obj| {
         super::value::check_acyclic(&obj).map_err(|m| PickleError {
@@ -59,9 +62,9 @@ pub fn loads(data: &[u8]) -> Result<Obj> {
         Ok(obj)
     });
     if result.is_err() {
-        // A refused pickle may have tied objects into cycles; only objects that went
-        // through the memo can be in one, so emptying those frees everything.
-        for o in u.memo.values() {
+        // A refused pickle may have tied its containers into cycles (through the memo
+        // or DUP); emptying every container it made frees everything.
+        for o in &u.containers {
             o.clear();
         }
     }
@@ -139,7 +142,18 @@ impl<'a> Unpickler<'a> {
     }
 
     fn push(&mut self, v: PyObj) {
-        self.stack.push(Item::Obj(obj(v)));
+        self.push_new(obj(v));
+    }
+
+    /// Push an object made by this opcode (not one fetched from the memo).
+    fn push_new(&mut self, v: Obj) {
+        if matches!(
+            &*v,
+            PyObj::List(_) | PyObj::Dict(_) | PyObj::OrderedDict { .. } | PyObj::Instance { .. }
+        ) {
+            self.containers.push(v.clone());
+        }
+        self.stack.push(Item::Obj(v));
     }
 
     fn pop(&mut self) -> Result<Obj> {
@@ -390,13 +404,13 @@ impl<'a> Unpickler<'a> {
                     let args = self.pop()?;
                     let f = self.pop()?;
                     let v = self.reduce(&f, &args)?;
-                    self.stack.push(Item::Obj(v));
+                    self.push_new(v);
                 }
                 0x81 => {
                     let args = self.pop()?;
                     let cls = self.pop()?;
                     let v = self.instantiate(&cls, &tuple_items(&args))?;
-                    self.stack.push(Item::Obj(v));
+                    self.push_new(v);
                 }
                 b'o' => {
                     let mut items = self.pop_mark()?;
@@ -405,7 +419,7 @@ impl<'a> Unpickler<'a> {
                     }
                     let cls = items.remove(0);
                     let v = self.instantiate(&cls, &items)?;
-                    self.stack.push(Item::Obj(v));
+                    self.push_new(v);
                 }
                 b'i' => {
                     let module = self.line_str()?;
@@ -413,7 +427,7 @@ impl<'a> Unpickler<'a> {
                     let items = self.pop_mark()?;
                     let cls = obj(PyObj::Global { module, name });
                     let v = self.instantiate(&cls, &items)?;
-                    self.stack.push(Item::Obj(v));
+                    self.push_new(v);
                 }
                 b'b' => {
                     let state = self.pop()?;
