@@ -143,3 +143,11 @@ fn shownet_dump_json_cli() {
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.contains("refusing to call os.system"), "{err}");
 }
+
+#[test]
+fn a_cycle_dropped_before_stop_does_not_matter() {
+    // A list appended to itself (through DUP), popped, then the result 1: the cycle is
+    // not part of the result (and is freed; cargo-fuzz's LeakSanitizer checks that).
+    let v = loads(b"]2a0K\x01.").unwrap();
+    assert!(matches!(&*v, convnet::checkpoint::value::PyObj::Int(1)));
+}

@@ -61,10 +61,15 @@ pub fn loads(data: &[u8]) -> Result<Obj> {
         })?;
         Ok(obj)
     });
-    if result.is_err() {
-        // A refused pickle may have tied its containers into cycles (through the memo
-        // or DUP); emptying every container it made frees everything.
-        for o in &u.containers {
+    // Containers the result does not hold may have been tied into cycles (through the
+    // memo or DUP) and then dropped from the stack; empty them so they are freed. On a
+    // refused pickle that is every container it made.
+    let kept = result
+        .as_ref()
+        .map(super::value::reachable)
+        .unwrap_or_default();
+    for o in &u.containers {
+        if !kept.contains(&Rc::as_ptr(o)) {
             o.clear();
         }
     }

@@ -269,6 +269,18 @@ fn children(o: &PyObj) -> Vec<Obj> {
     }
 }
 
+/// Every object reachable from `root` (each once).
+pub fn reachable(root: &Obj) -> HashSet<*const PyObj> {
+    let mut seen = HashSet::new();
+    let mut todo = vec![root.clone()];
+    while let Some(o) = todo.pop() {
+        if seen.insert(Rc::as_ptr(&o)) {
+            todo.extend(children(&o));
+        }
+    }
+    seen
+}
+
 /// Most nodes a decoded pickle may expand to when shared objects are walked in full
 /// (guards against pickles built to explode when printed).
 const MAX_EXPANDED: u64 = 50_000_000;
