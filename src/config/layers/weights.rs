@@ -44,72 +44,16 @@ fn parse_weight_common(cx: &mut Cx, arity: Option<usize>) -> Result<(), ConfigEr
     cx.set("weightSource", sources.clone());
     cx.same_len_as_inputs(&["initW", "weightSource"])?;
 
-    let name = cx.name.clone();
-    let (mut src_layers, mut src_matrices) = (Vec::new(), Vec::new());
+    let mut src_layers = Vec::new();
+    let mut src_matrices = Vec::new();
     for (i, src_name) in sources.iter().enumerate() {
-        let (mut src_layer_ref, mut src_matrix) = (None, -1i64);
-        if !src_name.is_empty() {
-            let Some((src, idx)) = split_layer_index(src_name) else {
-                return Err(cx.err(format!(
-                    "Layer '{name}': unable to parse weight sharing source '{src_name}'. Format is layer[idx] or just layer, in which case idx=0 is used."
-                )).key("weightSource"));
-            };
-            src_matrix = idx;
-            let own = src == name;
-            let src_layer = if own { None } else { find(cx.prev, &src) };
-            if src_layer.is_none() && !own {
-                return Err(cx
-                    .err(format!(
-                        "Layer '{name}': weight sharing source layer '{src}' does not exist."
-                    ))
-                    .key("weightSource"));
-            }
-            let src_dic = src_layer.unwrap_or(&cx.dic);
-            if cx.gen == Generation::A12 && int_of(src_dic, "gpu") != cx.int("gpu") {
-                return Err(cx.err(format!(
-                    "Layer '{name}': weight sharing source layer '{src}' runs on GPU {}, while '{name}' runs on GPU {}.",
-                    int_of(src_dic, "gpu"),
-                    cx.int("gpu")
-                )).key("weightSource"));
-            }
-            let (src_type, my_type) = (str_of(src_dic, "type"), str_of(&cx.dic, "type"));
-            if src_type != my_type {
-                return Err(cx.err(format!(
-                    "Layer '{name}': weight sharing source layer '{src}' is of type '{src_type}'; should be '{my_type}'."
-                )).key("weightSource"));
-            }
-            if let Some(l) = src_layer {
-                let count = l
-                    .get("weights")
-                    .and_then(Value::as_list)
-                    .map_or(0, <[Value]>::len) as i64;
-                if count <= src_matrix {
-                    return Err(cx.err(format!(
-                        "Layer '{name}': weight sharing source layer '{src}' has {count} weight matrices, but '{src_name}[{src_matrix}]' requested."
-                    )).key("weightSource"));
-                }
-            } else if src_matrix >= i as i64 {
-                return Err(cx
-                    .err(format!("Layer '{name}': weight sharing source '{name}[{src_matrix}]' not defined yet."))
-                    .key("weightSource"));
-            }
-            src_layer_ref = Some(match cx.gen {
-                Generation::C1 => Value::Int(if own {
-                    cx.prev.len() as i64
-                } else {
-                    cx.prev
-                        .iter()
-                        .position(|l| str_of(l, "name") == src)
-                        .unwrap() as i64
-                }),
-                Generation::A12 => Value::Str(src),
-            });
-        }
-        src_layers.push(src_layer_ref.unwrap_or(match cx.gen {
-            Generation::C1 => Value::Int(-1),
-            Generation::A12 => Value::Str(String::new()),
-        }));
-        src_matrices.push(Value::Int(src_matrix));
+        let (layer, matrix) = match (src_name.as_str(), cx.gen) {
+            ("", Generation::C1) => (Value::Int(-1), -1),
+            ("", Generation::A12) => (Value::Str(String::new()), -1),
+            (s, _) => shared_source(cx, i, s)?,
+        };
+        src_layers.push(layer);
+        src_matrices.push(Value::Int(matrix));
     }
     let key = match cx.gen {
         Generation::C1 => "weightSourceLayerIndices",
@@ -118,6 +62,68 @@ fn parse_weight_common(cx: &mut Cx, arity: Option<usize>) -> Result<(), ConfigEr
     cx.set(key, Value::List(src_layers));
     cx.set("weightSourceMatrixIndices", Value::List(src_matrices));
     Ok(())
+}
+
+/// One `weightSource` entry `layer[idx]` of input `i`, checked as the original checks
+/// it: the source layer reference (index in 2011, name in 2012) and matrix index.
+fn shared_source(cx: &Cx, i: usize, src_name: &str) -> Result<(Value, i64), ConfigError> {
+    let name = &cx.name;
+    let Some((src, src_matrix)) = split_layer_index(src_name) else {
+        return Err(cx.err(format!(
+            "Layer '{name}': unable to parse weight sharing source '{src_name}'. Format is layer[idx] or just layer, in which case idx=0 is used."
+        )).key("weightSource"));
+    };
+    let own = &src == name;
+    let src_layer = if own { None } else { find(cx.prev, &src) };
+    if src_layer.is_none() && !own {
+        return Err(cx
+            .err(format!(
+                "Layer '{name}': weight sharing source layer '{src}' does not exist."
+            ))
+            .key("weightSource"));
+    }
+    let src_dic = src_layer.unwrap_or(&cx.dic);
+    if cx.gen == Generation::A12 && int_of(src_dic, "gpu") != cx.int("gpu") {
+        return Err(cx.err(format!(
+            "Layer '{name}': weight sharing source layer '{src}' runs on GPU {}, while '{name}' runs on GPU {}.",
+            int_of(src_dic, "gpu"),
+            cx.int("gpu")
+        )).key("weightSource"));
+    }
+    let (src_type, my_type) = (str_of(src_dic, "type"), str_of(&cx.dic, "type"));
+    if src_type != my_type {
+        return Err(cx.err(format!(
+            "Layer '{name}': weight sharing source layer '{src}' is of type '{src_type}'; should be '{my_type}'."
+        )).key("weightSource"));
+    }
+    if let Some(l) = src_layer {
+        let count = l
+            .get("weights")
+            .and_then(Value::as_list)
+            .map_or(0, <[Value]>::len) as i64;
+        if count <= src_matrix {
+            return Err(cx.err(format!(
+                "Layer '{name}': weight sharing source layer '{src}' has {count} weight matrices, but '{src_name}[{src_matrix}]' requested."
+            )).key("weightSource"));
+        }
+    } else if src_matrix >= i as i64 {
+        return Err(cx
+            .err(format!(
+                "Layer '{name}': weight sharing source '{name}[{src_matrix}]' not defined yet."
+            ))
+            .key("weightSource"));
+    }
+    let layer = match cx.gen {
+        Generation::C1 if own => Value::Int(cx.prev.len() as i64),
+        Generation::C1 => Value::Int(
+            cx.prev
+                .iter()
+                .position(|l| str_of(l, "name") == src)
+                .unwrap() as i64,
+        ),
+        Generation::A12 => Value::Str(src),
+    };
+    Ok((layer, src_matrix))
 }
 
 /// `LAYER_PAT`: `layer` or `layer[idx]` (idx defaults to 0).
