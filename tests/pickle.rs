@@ -151,3 +151,10 @@ fn a_cycle_dropped_before_stop_does_not_matter() {
     let v = loads(b"]2a0K\x01.").unwrap();
     assert!(matches!(&*v, convnet::checkpoint::value::PyObj::Int(1)));
 }
+
+#[test]
+fn text_longs_are_canonical() {
+    let mut out = String::new();
+    to_json(&loads(b"L0050000000000000000001L\n.").unwrap(), &mut out);
+    assert_eq!(out, r#"{"$long": "50000000000000000001"}"#);
+}

@@ -651,7 +651,14 @@ fn int_text(s: &str) -> Option<PyObj> {
     }
     Some(match t.parse::<i64>() {
         Ok(v) => PyObj::Int(v),
-        Err(_) => PyObj::Long(t.trim_start_matches('+').to_string()),
+        Err(_) => {
+            // Canonical digits, as Python would print the value.
+            let digits = digits.trim_start_matches('0');
+            PyObj::Long(format!(
+                "{}{digits}",
+                if t.starts_with('-') { "-" } else { "" }
+            ))
+        }
     })
 }
 
