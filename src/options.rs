@@ -395,7 +395,7 @@ impl Options {
         for o in self.options.values_mut().filter(|o| !o.value_given) {
             let excused = given
                 .iter()
-                .any(|(_, ex)| ex.as_ref().map_or(true, |ex| ex.contains(&o.name)));
+                .any(|(_, ex)| ex.as_ref().is_none_or(|ex| ex.contains(&o.name)));
             match &o.default {
                 Default::None if !excused => {
                     return Err(OptionError(format!(

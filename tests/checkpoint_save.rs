@@ -16,15 +16,16 @@ fn payload(i: u64) -> Vec<u8> {
     let rows: Vec<_> = (0..200)
         .map(|_| Rc::new(PyObj::List(RefCell::new(row.clone()))))
         .collect();
-    let mut d = Vec::new();
-    d.push((
-        Rc::new(PyObj::Bytes(b"batchnum".to_vec())),
-        Rc::new(PyObj::Int(i as i64)),
-    ));
-    d.push((
-        Rc::new(PyObj::Bytes(b"rows".to_vec())),
-        Rc::new(PyObj::List(RefCell::new(rows))),
-    ));
+    let d = vec![
+        (
+            Rc::new(PyObj::Bytes(b"batchnum".to_vec())),
+            Rc::new(PyObj::Int(i as i64)),
+        ),
+        (
+            Rc::new(PyObj::Bytes(b"rows".to_vec())),
+            Rc::new(PyObj::List(RefCell::new(rows))),
+        ),
+    ];
     writer::dumps(&Rc::new(PyObj::Dict(RefCell::new(d))))
 }
 

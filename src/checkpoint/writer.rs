@@ -37,7 +37,7 @@ impl Writer {
         if idx < 256 {
             self.op(&[b'q', idx as u8]);
         } else {
-            self.op(&[b'r']);
+            self.op(b"r");
             self.op(&idx.to_le_bytes());
         }
     }
@@ -64,7 +64,7 @@ impl Writer {
         if (0..256).contains(&v) {
             self.op(&[b'K', v as u8]);
         } else if (0..65536).contains(&v) {
-            self.op(&[b'M']);
+            self.op(b"M");
             self.op(&(v as u16).to_le_bytes());
         } else if let Ok(v) = i32::try_from(v) {
             self.op(b"J");
@@ -262,7 +262,7 @@ impl Writer {
         self.dtype(&a.dtype);
         self.op(&[if a.fortran { 0x88 } else { 0x89 }]);
         self.bytes(&a.data);
-        self.op(&[b't', b'b']);
+        self.op(b"tb");
     }
 }
 

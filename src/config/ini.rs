@@ -92,12 +92,12 @@ impl Ini {
             if first_word.eq_ignore_ascii_case("rem") && (first == 'r' || first == 'R') {
                 continue;
             }
-            if is_space(first) && cursect.is_some() && optname.is_some() {
+            if let (true, Some(cur), Some(opt)) = (is_space(first), &cursect, &optname) {
                 let value = strip(line);
                 if !value.is_empty() {
-                    let sect = current(cursect.as_ref().unwrap(), &mut sections, &mut defaults);
-                    sect.get_mut(optname.as_ref().unwrap())
-                        .unwrap()
+                    let sect = current(cur, &mut sections, &mut defaults);
+                    sect.get_mut(opt)
+                        .expect("the option being continued exists")
                         .push(value.to_string());
                 }
                 continue;

@@ -181,7 +181,7 @@ fn call_init_func(cx: &Cx, key: &str) -> ConfigError {
         Some(p) => (&rest[..p], Some(&rest[p..])),
         None => (rest, None),
     };
-    let args_ok = args.map_or(true, |a| {
+    let args_ok = args.is_none_or(|a| {
         a.strip_prefix('(')
             .and_then(|a| a.strip_suffix(')'))
             .is_some_and(|inner| inner.split(',').all(|p| !p.is_empty()))
@@ -282,7 +282,7 @@ fn dim(cx: &Cx, v: i64, key: &str) -> Result<usize, ConfigError> {
 /// The dimensions of a `rows x cols` matrix the original would allocate.
 fn dims(cx: &Cx, rows: i64, cols: i64, key: &str) -> Result<(usize, usize), ConfigError> {
     let (r, c) = (dim(cx, rows, key)?, dim(cx, cols, key)?);
-    if rows.checked_mul(cols).map_or(true, |n| n > MAX_ELEMENTS) {
+    if rows.checked_mul(cols).is_none_or(|n| n > MAX_ELEMENTS) {
         return Err(cx.crash(
             key,
             &format!("a {rows}x{cols} matrix is too large to allocate"),
