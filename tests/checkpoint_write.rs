@@ -316,3 +316,60 @@ print('OK %d' % len(by_name))
         );
     }
 }
+
+#[test]
+fn shared_weight_matrices_are_one_object_in_the_pickle() {
+    use convnet::checkpoint::value::PyObj;
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let model = convnet::config::Model {
+        data_dims: vec![3 * 8 * 8, 1],
+        num_classes: 10,
+        num_gpus: 1,
+        conserve_mem: 0,
+        seed: 5,
+    };
+    let net = convnet::config::parse_layers(
+        convnet::config::Generation::C1,
+        &data.join("shared-weights.layers.cfg"),
+        &data.join("shared-weights.params.cfg"),
+        &model,
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let back = convnet::checkpoint::pickle::loads(&writer::dumps(
+        &convnet::checkpoint::model::layers(&net),
+    ))
+    .unwrap();
+    let PyObj::List(layers) = &*back else {
+        panic!()
+    };
+    let layer = |n: &str| {
+        layers
+            .borrow()
+            .iter()
+            .find(|l| l.get("name").and_then(|v| v.as_text()).as_deref() == Some(n))
+            .unwrap()
+            .clone()
+    };
+    let matrix = |l: &Obj, key: &str, i: usize| match l.get(key).as_deref() {
+        Some(PyObj::List(v)) => v.borrow()[i].clone(),
+        _ => panic!(),
+    };
+    for key in ["weights", "weightsInc"] {
+        // conv3 takes its first matrix from conv2 (weightSource=conv2,).
+        assert!(
+            std::rc::Rc::ptr_eq(
+                &matrix(&layer("conv3"), key, 0),
+                &matrix(&layer("conv2"), key, 0)
+            ),
+            "{key}"
+        );
+        assert!(
+            !std::rc::Rc::ptr_eq(
+                &matrix(&layer("conv3"), key, 1),
+                &matrix(&layer("conv2"), key, 0)
+            ),
+            "{key}"
+        );
+    }
+}

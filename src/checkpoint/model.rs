@@ -1,6 +1,7 @@
 //! Port of the `layers` entry of convnet.py's `model_state` as it is pickled: the parsed
 //! layer dicts (a list in 2011, a dict by name in 2012) with every `inputLayers` entry
-//! the very dict of that layer, so the pickle shares it through its memo as cPickle did.
+//! the very dict of that layer and every shared weight matrix (`weightSource`) the very
+//! array of its source, so the pickle shares them through its memo as cPickle did.
 
 use super::value::{Dtype, NdArray, Obj, PyObj};
 use crate::config::value::{Dict, Value};
@@ -45,6 +46,41 @@ fn entries(d: &Dict, layers: &HashMap<String, Obj>) -> Vec<(Obj, Obj)> {
         .collect()
 }
 
+/// `(matrix, source layer name, source matrix)` for each shared weight matrix of `l`.
+fn weight_sources(net: &Net, l: &Dict) -> Vec<(usize, String, usize)> {
+    let int_list = |k: &str| l.get(k).and_then(Value::as_list).unwrap_or(&[]).to_vec();
+    let matrices = int_list("weightSourceMatrixIndices");
+    let sources = match net.generation {
+        Generation::C1 => int_list("weightSourceLayerIndices")
+            .iter()
+            .map(|v| {
+                v.as_int()
+                    .filter(|&i| i >= 0)
+                    .and_then(|i| net.layers.get(i as usize))
+                    .map(|s| s["name"].as_str().unwrap_or_default().to_string())
+            })
+            .collect::<Vec<_>>(),
+        Generation::A12 => int_list("weightSourceLayers")
+            .iter()
+            .map(|v| v.as_str().filter(|s| !s.is_empty()).map(str::to_string))
+            .collect(),
+    };
+    sources
+        .into_iter()
+        .zip(matrices)
+        .enumerate()
+        .filter_map(|(i, (src, m))| Some((i, src?, m.as_int()? as usize)))
+        .collect()
+}
+
+/// Matrix `m` of a layer dict's `key` list.
+fn matrix(layer: &Obj, key: &str, m: usize) -> Option<Obj> {
+    match layer.get(key).as_deref() {
+        Some(PyObj::List(l)) => l.borrow().get(m).cloned(),
+        _ => None,
+    }
+}
+
 /// The layers of `net` as the original pickled them.
 pub fn layers(net: &Net) -> Obj {
     let name = |l: &Dict| l["name"].as_str().unwrap_or_default().to_string();
@@ -57,6 +93,19 @@ pub fn layers(net: &Net) -> Obj {
     for l in &net.layers {
         if let PyObj::Dict(d) = &*shells[&name(l)] {
             *d.borrow_mut() = entries(l, &shells);
+        }
+    }
+    // In definition order, so a source is final before its sharers take its arrays.
+    for l in &net.layers {
+        for (i, src, m) in weight_sources(net, l) {
+            for key in ["weights", "weightsInc"] {
+                let shared = matrix(&shells[&src], key, m);
+                if let (Some(shared), Some(PyObj::List(list))) =
+                    (shared, shells[&name(l)].get(key).as_deref())
+                {
+                    list.borrow_mut()[i] = shared;
+                }
+            }
         }
     }
     let ordered = net.order().into_iter().map(|i| &net.layers[i]);
