@@ -5,6 +5,7 @@
 //! The result is the list (2011) or dict (2012) of layer dictionaries the original
 //! hands to its C++ side and pickles into checkpoints, as [`value::Dict`]s.
 
+pub mod convert;
 pub mod dictorder;
 pub mod ini;
 mod layer;
