@@ -120,3 +120,114 @@ pub fn layers(net: &Net) -> Obj {
         )),
     })
 }
+
+/// A checkpoint's `model_state['layers']` back as parsed layers: a list means the 2011
+/// code, a dict by name the 2012 code (kept in pickle order, which is the order the
+/// original's unpickled dict was filled in). Layer dicts met inside other layers
+/// become references by name.
+pub fn layers_from(obj: &Obj) -> Result<Net, String> {
+    let (generation, dicts): (Generation, Vec<Obj>) = match &**obj {
+        PyObj::List(l) => (Generation::C1, l.borrow().clone()),
+        PyObj::Dict(d) => (
+            Generation::A12,
+            d.borrow().iter().map(|(_, v)| v.clone()).collect(),
+        ),
+        _ => return Err("'layers' is neither a list nor a dict".into()),
+    };
+    let names: HashMap<*const PyObj, String> = dicts
+        .iter()
+        .map(|l| {
+            Ok((
+                Rc::as_ptr(l),
+                l.get("name")
+                    .and_then(|n| n.as_text())
+                    .ok_or("a layer without a name")?,
+            ))
+        })
+        .collect::<Result<_, String>>()?;
+    let layers = dicts
+        .iter()
+        .map(|l| match &**l {
+            PyObj::Dict(d) => d
+                .borrow()
+                .iter()
+                .map(|(k, v)| {
+                    Ok((
+                        k.as_text().ok_or("a non-string key in a layer")?,
+                        value_of(v, &names)?,
+                    ))
+                })
+                .collect::<Result<Dict, String>>(),
+            _ => Err("a layer is not a dict".into()),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Net { generation, layers })
+}
+
+fn value_of(o: &Obj, layers: &HashMap<*const PyObj, String>) -> Result<Value, String> {
+    if let Some(name) = layers.get(&Rc::as_ptr(o)) {
+        return Ok(Value::LayerRef(name.clone()));
+    }
+    Ok(match &**o {
+        PyObj::None => Value::None,
+        PyObj::Bool(b) => Value::Bool(*b),
+        PyObj::Int(i) => Value::Int(*i),
+        PyObj::Float(f) => Value::Float(*f),
+        PyObj::Bytes(_) | PyObj::Unicode(_) => Value::Str(o.as_text().unwrap_or_default()),
+        PyObj::Tuple(items) => Value::List(
+            items
+                .iter()
+                .map(|x| value_of(x, layers))
+                .collect::<Result<_, _>>()?,
+        ),
+        PyObj::List(items) => Value::List(
+            items
+                .borrow()
+                .iter()
+                .map(|x| value_of(x, layers))
+                .collect::<Result<_, _>>()?,
+        ),
+        PyObj::Dict(items) => Value::Dict(
+            items
+                .borrow()
+                .iter()
+                .map(|(k, v)| Ok((k.as_text().ok_or("a non-string key")?, value_of(v, layers)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        // filterConns entries are numpy ints.
+        PyObj::Scalar { dtype, bytes }
+            if matches!(dtype.kind, 'i' | 'u') && dtype.size == 8 && !dtype.big_endian =>
+        {
+            Value::Int(i64::from_le_bytes(bytes[..8].try_into().unwrap()))
+        }
+        PyObj::Array(a) => {
+            let a = a.borrow();
+            let f4 = a.dtype
+                == Dtype {
+                    kind: 'f',
+                    size: 4,
+                    big_endian: false,
+                };
+            let [rows, cols] = a.shape[..] else {
+                return Err(format!("a {}-dimensional array in a layer", a.shape.len()));
+            };
+            if !f4 {
+                return Err(format!(
+                    "a {} array in a layer (float32 expected)",
+                    a.dtype.code()
+                ));
+            }
+            Value::Array(crate::config::value::Array {
+                rows: rows as usize,
+                cols: cols as usize,
+                fortran: a.fortran,
+                data: a
+                    .data
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            })
+        }
+        _ => return Err("a value of a kind layers do not hold".into()),
+    })
+}

@@ -16,7 +16,7 @@ pub mod reader;
 pub mod specs;
 pub mod value;
 
-pub use parser::{detect_generation, parse_layers, Net};
+pub use parser::{detect_generation, parse_layers, reparse_params, Net};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

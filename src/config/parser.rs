@@ -96,6 +96,43 @@ pub fn parse_layers(
     model: &Model,
     log: &mut Vec<String>,
 ) -> Result<Net, ConfigError> {
+    check_files(def, params)?;
+    let mut rng = StdRng::seed_from_u64(model.seed);
+    let defs = Source::Ini(&read_ini(def)?);
+    let mut layers = define(gen, &defs, model, log, &mut rng).map_err(|e| e.in_file(def))?;
+    layers = detach_neuron_layers(gen, layers, log).map_err(|e| e.in_file(def))?;
+    optimize(gen, &mut layers).map_err(|e| e.in_file(def))?;
+    check_unused(gen, &layers).map_err(|e| e.in_file(def))?;
+    let mut net = Net {
+        generation: gen,
+        layers,
+    };
+    reparse_params(&mut net, def, params, model)?;
+    Ok(net)
+}
+
+/// `parse_layers(..., layers)` with the layers of a checkpoint, as on resume: the
+/// definition pass is skipped (its file must still exist) and the parameter file is
+/// read again, so new hyper-parameters take effect.
+pub fn reparse_params(
+    net: &mut Net,
+    def: &Path,
+    params: &Path,
+    model: &Model,
+) -> Result<(), ConfigError> {
+    check_files(def, params)?;
+    let param_ini = read_ini(params)?;
+    add_params(
+        net.generation,
+        &mut net.layers,
+        &Source::Ini(&param_ini),
+        params,
+        model,
+    )
+    .map_err(|e| e.in_file(params))
+}
+
+fn check_files(def: &Path, params: &Path) -> Result<(), ConfigError> {
     if !def.exists() {
         return Err(ConfigError::new(format!(
             "Layer definition file '{}' does not exist",
@@ -108,19 +145,7 @@ pub fn parse_layers(
             params.display()
         )));
     }
-    let mut rng = StdRng::seed_from_u64(model.seed);
-    let defs = Source::Ini(&read_ini(def)?);
-    let mut layers = define(gen, &defs, model, log, &mut rng).map_err(|e| e.in_file(def))?;
-    layers = detach_neuron_layers(gen, layers, log).map_err(|e| e.in_file(def))?;
-    optimize(gen, &mut layers).map_err(|e| e.in_file(def))?;
-    check_unused(gen, &layers).map_err(|e| e.in_file(def))?;
-    let param_ini = read_ini(params)?;
-    add_params(gen, &mut layers, &Source::Ini(&param_ini), params, model)
-        .map_err(|e| e.in_file(params))?;
-    Ok(Net {
-        generation: gen,
-        layers,
-    })
+    Ok(())
 }
 
 /// The definition pass: one parser per section, in file order.
