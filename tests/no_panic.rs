@@ -247,6 +247,26 @@ fn mutate(mut lines: Vec<String>, edits: &[(u8, usize, usize)]) -> String {
     lines.join("\n")
 }
 
+/// The (definition, parameter) file pairs of golden/parser/manifest.json, in the
+/// original configs' directory.
+fn original_pairs() -> Vec<(PathBuf, PathBuf)> {
+    let root =
+        PathBuf::from(std::env::var_os("CONVNET_ORIGINALS").expect("CONVNET_ORIGINALS is set"));
+    let manifest =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/parser/manifest.json");
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    cases
+        .iter()
+        .map(|c| {
+            (
+                root.join(c["def"].as_str().unwrap()),
+                root.join(c["params"].as_str().unwrap()),
+            )
+        })
+        .collect()
+}
+
 proptest! {
     // 400 cases each by default; PROPTEST_CASES=n runs a longer search.
     #![proptest_config(ProptestConfig {
@@ -281,6 +301,19 @@ proptest! {
         // Small nets only: the AlexNet seed would allocate its full weights every case.
         let dims = if dims > 3072 { 3 * 32 * 32 } else { dims };
         parse_both(def.as_bytes(), params.as_bytes(), vec![dims, 1], 2);
+    }
+
+    #[test]
+    #[cfg_attr(not(convnet_originals), ignore = "needs CONVNET_ORIGINALS (the original configs)")]
+    fn parsers_never_panic_on_mutated_original_configs(pair in 0usize..1000,
+                                                       def_edits in prop::collection::vec((any::<u8>(), any::<usize>(), any::<usize>()), 1..5),
+                                                       param_edits in prop::collection::vec((any::<u8>(), any::<usize>(), any::<usize>()), 0..3)) {
+        let pairs = original_pairs();
+        let (def, params) = &pairs[pair % pairs.len()];
+        let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap().lines().map(str::to_string).collect::<Vec<_>>();
+        // Small images keep the random weights cheap; most ImageNet nets then stop at
+        // their first size check, the CIFAR ones parse on.
+        parse_both(mutate(read(def), &def_edits).as_bytes(), mutate(read(params), &param_edits).as_bytes(), vec![3 * 32 * 32, 1], 4);
     }
 
     #[test]
