@@ -213,3 +213,120 @@ fn compat_auto_picks_the_generation() {
         "the 2012 parser wants gpu= on layers reading data"
     );
 }
+
+/// Save a checkpoint of our 80sec net as save_state would (layers + op), in `dir`.
+fn save_80sec_checkpoint(dir: &Path) -> PathBuf {
+    use convnet::checkpoint::{model, save, value::PyObj, writer};
+    use convnet::config::{parse_layers, Generation, Model};
+    use convnet::options::Options;
+    let def = root().join("layer-defs/cifar10-80sec.cfg");
+    let params = root().join("params/cifar10-80sec.cfg");
+    let m = Model {
+        data_dims: vec![3072, 1],
+        num_classes: 10,
+        num_gpus: 1,
+        conserve_mem: 0,
+        seed: 1,
+    };
+    let net = parse_layers(Generation::C1, &def, &params, &m, &mut Vec::new()).unwrap();
+    let mut op = Options::convnet(Generation::C1);
+    op.set("layer_def", def.to_str().unwrap()).unwrap();
+    op.set("layer_params", params.to_str().unwrap()).unwrap();
+    for (k, v) in [
+        ("train_batch_range", "1-5"),
+        ("test_batch_range", "6"),
+        ("data_path", "/data"),
+        ("save_path", "/save"),
+        ("dp_type", "cifar"),
+    ] {
+        op.set(k, v).unwrap();
+    }
+    op.finish_parse().unwrap();
+    op.eval_expr_defaults().unwrap();
+    let empty = || std::rc::Rc::new(PyObj::List(Default::default()));
+    let ckpt = model::checkpoint(model::layers(&net), empty(), empty(), 1, 5, op.to_pyobj());
+    save(
+        &dir.join("ConvNet__2026-11-28_00.00.00"),
+        1,
+        5,
+        &writer::dumps(&ckpt),
+        true,
+        5000,
+    )
+    .unwrap()
+}
+
+#[test]
+fn resume_rereads_the_parameter_file_over_a_checkpoint() {
+    let dir = scratch(
+        "resume",
+        &[(
+            "new-params.cfg",
+            &std::fs::read_to_string(root().join("params/cifar10-80sec.cfg"))
+                .unwrap()
+                .replace("epsW=0.001", "epsW=0.0005"),
+        )],
+    );
+    let file = save_80sec_checkpoint(&dir);
+    let ckpt_dir = file.parent().unwrap();
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_convnet"))
+            .arg("-f")
+            .arg(ckpt_dir)
+            .args(extra)
+            .arg("--dump-layers")
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    // As saved: the old learning rates; nothing is printed (no definition pass).
+    let (code, out, err) = run(&[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+    let before: Value = serde_json::from_str(&out).unwrap();
+    let conv1 = before
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "conv1")
+        .unwrap();
+    assert_eq!(conv1["epsW"][0], 0.001);
+    // New --layer-params: its learning rates take effect.
+    let new_params = dir.join("new-params.cfg");
+    let (code, out, err) = run(&["--layer-params", new_params.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let after: Value = serde_json::from_str(&out).unwrap();
+    let conv1 = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "conv1")
+        .unwrap();
+    assert_eq!(conv1["epsW"][0], 0.0005);
+    // --layer-def is set once.
+    let (code, _, err) = run(&["--layer-def", "other.cfg"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("Option --layer-def (Layer definition file) cannot be changed"),
+        "{err}"
+    );
+    // Not a checkpoint.
+    let out = Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .arg("-f")
+        .arg(&new_params)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("Error loading checkpoint"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn without_a_checkpoint_both_files_are_required() {
+    let out = convnet(&["--layer-params=params/cifar10-80sec.cfg"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("Option --layer-def (Layer definition file) not supplied"));
+}

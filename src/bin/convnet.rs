@@ -1,10 +1,14 @@
 //! Port of convnet.py (both generations): the command line of the training program.
 //! So far it parses a model's layer-definition and layer-parameter files as the
 //! original did, prints the original's per-layer summary and, with `--dump-layers`,
-//! the layer dictionaries as JSON.
+//! the layer dictionaries as JSON; with `-f` it loads a checkpoint's layers and options
+//! and re-reads the parameter file over them, as the original's resume did.
 
 use clap::{Parser, ValueEnum};
-use convnet::config::{detect_generation, parse_layers, Generation, Model};
+use convnet::checkpoint;
+use convnet::config::value::Value;
+use convnet::config::{detect_generation, parse_layers, reparse_params, Generation, Model, Net};
+use convnet::options::Options;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,12 +26,15 @@ enum Compat {
 #[derive(Parser)]
 #[command(name = "convnet", version)]
 struct Args {
-    /// Layer definition file.
+    /// Checkpoint directory or file to resume from (excuses all other options).
+    #[arg(short = 'f', value_name = "PATH")]
+    load_file: Option<PathBuf>,
+    /// Layer definition file (cannot be changed on resume).
     #[arg(long = "layer-def", value_name = "FILE")]
-    layer_def: PathBuf,
+    layer_def: Option<PathBuf>,
     /// Layer parameter file.
     #[arg(long = "layer-params", value_name = "FILE")]
-    layer_params: PathBuf,
+    layer_params: Option<PathBuf>,
     /// Which original parser to follow.
     #[arg(long, value_enum, default_value = "auto")]
     compat: Compat,
@@ -59,28 +66,88 @@ struct Args {
     seed: u64,
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
+/// A fresh model: parse both files.
+fn fresh(args: &Args, log: &mut Vec<String>) -> Result<Net, String> {
+    let missing = |letter: &str, desc: &str| format!("Option --{letter} ({desc}) not supplied");
+    let def = args
+        .layer_def
+        .as_ref()
+        .ok_or_else(|| missing("layer-def", "Layer definition file"))?;
+    let params = args
+        .layer_params
+        .as_ref()
+        .ok_or_else(|| missing("layer-params", "Layer parameter file"))?;
     let generation = match args.compat {
-        Compat::Auto => detect_generation(&args.layer_def),
+        Compat::Auto => detect_generation(def),
         Compat::Y2011 => Generation::C1,
         Compat::Y2012 => Generation::A12,
     };
     let model = Model {
-        data_dims: args.data_dims,
+        data_dims: args.data_dims.clone(),
         num_classes: args.num_classes,
         num_gpus: args.num_gpus.unwrap_or(args.gpu.len() as i64),
         conserve_mem: args.conserve_mem,
         seed: args.seed,
     };
-    let mut log = Vec::new();
-    let result = parse_layers(
-        generation,
-        &args.layer_def,
-        &args.layer_params,
+    parse_layers(generation, def, params, &model, log).map_err(|e| e.to_string())
+}
+
+/// `-f`: the checkpoint's layers, its options merged with the ones given now (the
+/// original's `merge_from`), then the parameter pass again.
+fn resume(args: &Args, path: &std::path::Path) -> Result<Net, String> {
+    let ckpt = checkpoint::load(path).map_err(|e| format!("Error loading checkpoint: {e}"))?;
+    let layers = ckpt
+        .get("model_state")
+        .and_then(|m| m.get("layers"))
+        .ok_or("the checkpoint has no model_state['layers']")?;
+    let mut net = checkpoint::model::layers_from(&layers)?;
+    let op_obj = ckpt.get("op").ok_or("the checkpoint has no 'op'")?;
+    let mut op = Options::from_pyobj(&op_obj)?;
+    let mut given = Options::convnet(net.generation);
+    let text = |p: &PathBuf| p.to_string_lossy().into_owned();
+    given
+        .set("load_file", &path.to_string_lossy())
+        .map_err(|e| e.0)?;
+    for (name, value) in [
+        ("layer_def", &args.layer_def),
+        ("layer_params", &args.layer_params),
+    ] {
+        if let Some(v) = value {
+            given.set(name, &text(v)).map_err(|e| e.0)?;
+        }
+    }
+    op.merge_from(&given).map_err(|e| e.0)?;
+    op.eval_expr_defaults().map_err(|e| e.0)?;
+    let path_of = |name: &str| {
+        op.get(name)
+            .and_then(Value::as_str)
+            .map(PathBuf::from)
+            .ok_or(format!("the checkpoint's options have no {name}"))
+    };
+    let model = Model {
+        data_dims: vec![],
+        num_classes: args.num_classes,
+        num_gpus: op.get("num_gpus").and_then(Value::as_int).unwrap_or(1),
+        conserve_mem: op.get("conserve_mem").and_then(Value::as_int).unwrap_or(0),
+        seed: args.seed,
+    };
+    reparse_params(
+        &mut net,
+        &path_of("layer_def")?,
+        &path_of("layer_params")?,
         &model,
-        &mut log,
-    );
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(net)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut log = Vec::new();
+    let result = match &args.load_file {
+        Some(path) => resume(&args, path),
+        None => fresh(&args, &mut log),
+    };
     for line in &log {
         if args.dump_layers {
             eprintln!("{line}");

@@ -231,3 +231,28 @@ fn value_of(o: &Obj, layers: &HashMap<*const PyObj, String>) -> Result<Value, St
         _ => return Err("a value of a kind layers do not hold".into()),
     })
 }
+
+/// The object `save_state` pickles: `{'model_state': {'layers', 'train_outputs',
+/// 'test_outputs', 'epoch', 'batchnum'}, 'op': <OptionsParser>}`.
+pub fn checkpoint(
+    layers: Obj,
+    train_outputs: Obj,
+    test_outputs: Obj,
+    epoch: i64,
+    batchnum: i64,
+    op: Obj,
+) -> Obj {
+    let dict = |items: Vec<(&str, Obj)>| {
+        Rc::new(PyObj::Dict(RefCell::new(
+            items.into_iter().map(|(k, v)| (pystr(k), v)).collect(),
+        )))
+    };
+    let state = dict(vec![
+        ("layers", layers),
+        ("train_outputs", train_outputs),
+        ("test_outputs", test_outputs),
+        ("epoch", Rc::new(PyObj::Int(epoch))),
+        ("batchnum", Rc::new(PyObj::Int(batchnum))),
+    ]);
+    dict(vec![("model_state", state), ("op", op)])
+}
