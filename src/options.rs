@@ -6,6 +6,7 @@
 //! the original kept about each option, so checkpoints carry the `op` object the
 //! original pickled and resuming follows its rules.
 
+use crate::checkpoint::model::pystr;
 use crate::checkpoint::value::{Obj, PyObj};
 use crate::config::py;
 use crate::config::value::Value;
@@ -247,50 +248,8 @@ impl Options {
                     "Cropped DP: logreg layer name (for --multiview-test)",
                     val(""),
                 ));
-                v.push(def(
-                    "conv-to-local",
-                    "conv_to_local",
-                    list(Str),
-                    "Convert given conv layers to unshared local",
-                    Default::Value(empty()),
-                ));
-                v.push(def(
-                    "unshare-weights",
-                    "unshare_weights",
-                    list(Str),
-                    "Unshare weight matrices in given layers",
-                    Default::Value(empty()),
-                ));
-                v.push(def(
-                    "conserve-mem",
-                    "conserve_mem",
-                    Bool,
-                    "Conserve GPU memory (slower)?",
-                    val(0i64),
-                ));
             }
             Generation::A12 => {
-                v.push(def(
-                    "conv-to-local",
-                    "conv_to_local",
-                    list(Str),
-                    "Convert given conv layers to unshared local",
-                    Default::Value(empty()),
-                ));
-                v.push(def(
-                    "unshare-weights",
-                    "unshare_weights",
-                    list(Str),
-                    "Unshare weight matrices in given layers",
-                    Default::Value(empty()),
-                ));
-                v.push(def(
-                    "conserve-mem",
-                    "conserve_mem",
-                    Bool,
-                    "Conserve GPU memory (slower)?",
-                    val(0i64),
-                ));
                 v.push(def(
                     "color-noise",
                     "color_noise",
@@ -339,6 +298,28 @@ impl Options {
                 ));
             }
         }
+        // Both generations add these.
+        v.push(def(
+            "conv-to-local",
+            "conv_to_local",
+            list(Str),
+            "Convert given conv layers to unshared local",
+            Default::Value(empty()),
+        ));
+        v.push(def(
+            "unshare-weights",
+            "unshare_weights",
+            list(Str),
+            "Unshare weight matrices in given layers",
+            Default::Value(empty()),
+        ));
+        v.push(def(
+            "conserve-mem",
+            "conserve_mem",
+            Bool,
+            "Conserve GPU memory (slower)?",
+            val(0i64),
+        ));
         let mut options: IndexMap<String, Opt> =
             v.into_iter().map(|o| (o.name.clone(), o)).collect();
         // ConvNet's changes to the base parser.
@@ -732,10 +713,6 @@ fn format_g6(f: f64) -> String {
     }
 }
 
-fn pystr(s: &str) -> Obj {
-    Rc::new(PyObj::Bytes(s.chars().map(|c| c as u32 as u8).collect()))
-}
-
 fn instance(class: &str, state: Vec<(Obj, Obj)>) -> Obj {
     Rc::new(PyObj::Instance {
         class: class.into(),
@@ -743,16 +720,9 @@ fn instance(class: &str, state: Vec<(Obj, Obj)>) -> Obj {
     })
 }
 
+/// An option value as its Python object (options hold no layer references).
 fn value_obj(v: &Value) -> Obj {
-    Rc::new(match v {
-        Value::None => PyObj::None,
-        Value::Bool(b) => PyObj::Bool(*b),
-        Value::Int(i) => PyObj::Int(*i),
-        Value::Float(f) => PyObj::Float(*f),
-        Value::Str(s) => return pystr(s),
-        Value::List(l) => PyObj::List(RefCell::new(l.iter().map(value_obj).collect())),
-        other => unreachable!("options hold no {other:?}"),
-    })
+    crate::checkpoint::model::value_to_pyobj(v, &std::collections::HashMap::new())
 }
 
 fn parser_obj(kind: &Kind) -> Obj {

@@ -11,11 +11,12 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 /// A Python 2 `str` from our latin-1 text.
-fn pystr(s: &str) -> Obj {
+pub fn pystr(s: &str) -> Obj {
     Rc::new(PyObj::Bytes(s.chars().map(|c| c as u32 as u8).collect()))
 }
 
-fn convert(v: &Value, layers: &HashMap<String, Obj>) -> Obj {
+/// A layer-dict value as its Python object; `LayerRef`s become the named layer dicts.
+pub fn value_to_pyobj(v: &Value, layers: &HashMap<String, Obj>) -> Obj {
     Rc::new(match v {
         Value::None => PyObj::None,
         Value::Bool(b) => PyObj::Bool(*b),
@@ -23,7 +24,7 @@ fn convert(v: &Value, layers: &HashMap<String, Obj>) -> Obj {
         Value::Float(f) => PyObj::Float(*f),
         Value::Str(s) => return pystr(s),
         Value::List(items) => PyObj::List(RefCell::new(
-            items.iter().map(|i| convert(i, layers)).collect(),
+            items.iter().map(|i| value_to_pyobj(i, layers)).collect(),
         )),
         Value::Dict(d) => PyObj::Dict(RefCell::new(entries(d, layers))),
         Value::Array(a) => PyObj::Array(RefCell::new(NdArray {
@@ -42,7 +43,7 @@ fn convert(v: &Value, layers: &HashMap<String, Obj>) -> Obj {
 
 fn entries(d: &Dict, layers: &HashMap<String, Obj>) -> Vec<(Obj, Obj)> {
     d.iter()
-        .map(|(k, v)| (pystr(k), convert(v, layers)))
+        .map(|(k, v)| (pystr(k), value_to_pyobj(v, layers)))
         .collect()
 }
 
