@@ -519,7 +519,8 @@ fn option_from(o: &PyObj) -> Result<Opt, String> {
             _ => Err(format!("'{k}' is not a list")),
         }
     };
-    let default = match &*field("default")? {
+    let default_obj = field("default")?;
+    let default = match &*default_obj {
         PyObj::None => Default::None,
         PyObj::Instance { class, state } if class == "options.OptionExpression" => {
             let st = state.borrow().clone().ok_or("expression without state")?;
@@ -529,7 +530,7 @@ fn option_from(o: &PyObj) -> Result<Opt, String> {
                     .ok_or("expression without 'expr'")?,
             )
         }
-        other => Default::Value(value_from(other)?),
+        _ => Default::Value(value_from(&default_obj)?),
     };
     let excuses = match &*field("excuses")? {
         PyObj::Bytes(_) | PyObj::Unicode(_) => None,
@@ -545,7 +546,7 @@ fn option_from(o: &PyObj) -> Result<Opt, String> {
         excuses,
         requires: strs("requires")?,
         save: field("save")?.truthy(),
-        value: value_from(&*field("value")?)?,
+        value: value_from(&field("value")?)?,
         value_given: field("value_given")?.truthy(),
     })
 }
@@ -574,21 +575,9 @@ fn kind_from(p: &PyObj) -> Result<Kind, String> {
     }
 }
 
-fn value_from(v: &PyObj) -> Result<Value, String> {
-    Ok(match v {
-        PyObj::None => Value::None,
-        PyObj::Bool(b) => Value::Bool(*b),
-        PyObj::Int(i) => Value::Int(*i),
-        PyObj::Float(f) => Value::Float(*f),
-        PyObj::Bytes(_) | PyObj::Unicode(_) => Value::Str(v.as_text().unwrap()),
-        PyObj::List(l) => Value::List(
-            l.borrow()
-                .iter()
-                .map(|x| value_from(x))
-                .collect::<Result<_, _>>()?,
-        ),
-        _ => return Err("an option value of an unexpected type".into()),
-    })
+/// An option value from its Python object (options hold no layer dicts).
+fn value_from(v: &Obj) -> Result<Value, String> {
+    crate::checkpoint::model::pyobj_to_value(v, &std::collections::HashMap::new())
 }
 
 /// The option parsers' `parse`, with their messages.

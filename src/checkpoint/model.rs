@@ -155,7 +155,7 @@ pub fn layers_from(obj: &Obj) -> Result<Net, String> {
                 .map(|(k, v)| {
                     Ok((
                         k.as_text().ok_or("a non-string key in a layer")?,
-                        value_of(v, &names)?,
+                        pyobj_to_value(v, &names)?,
                     ))
                 })
                 .collect::<Result<Dict, String>>(),
@@ -165,7 +165,9 @@ pub fn layers_from(obj: &Obj) -> Result<Net, String> {
     Ok(Net { generation, layers })
 }
 
-fn value_of(o: &Obj, layers: &HashMap<*const PyObj, String>) -> Result<Value, String> {
+/// A Python object from a layer dict as our value; objects in `layers` (layer dicts by
+/// address) become references by name.
+pub fn pyobj_to_value(o: &Obj, layers: &HashMap<*const PyObj, String>) -> Result<Value, String> {
     if let Some(name) = layers.get(&Rc::as_ptr(o)) {
         return Ok(Value::LayerRef(name.clone()));
     }
@@ -178,21 +180,26 @@ fn value_of(o: &Obj, layers: &HashMap<*const PyObj, String>) -> Result<Value, St
         PyObj::Tuple(items) => Value::List(
             items
                 .iter()
-                .map(|x| value_of(x, layers))
+                .map(|x| pyobj_to_value(x, layers))
                 .collect::<Result<_, _>>()?,
         ),
         PyObj::List(items) => Value::List(
             items
                 .borrow()
                 .iter()
-                .map(|x| value_of(x, layers))
+                .map(|x| pyobj_to_value(x, layers))
                 .collect::<Result<_, _>>()?,
         ),
         PyObj::Dict(items) => Value::Dict(
             items
                 .borrow()
                 .iter()
-                .map(|(k, v)| Ok((k.as_text().ok_or("a non-string key")?, value_of(v, layers)?)))
+                .map(|(k, v)| {
+                    Ok((
+                        k.as_text().ok_or("a non-string key")?,
+                        pyobj_to_value(v, layers)?,
+                    ))
+                })
                 .collect::<Result<_, String>>()?,
         ),
         // filterConns entries are numpy ints.
