@@ -3,4 +3,8 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod cudaconv2;
+pub mod nvmatrix;
 pub mod options;
+pub mod parallel;
+pub mod synthetic;

@@ -1,0 +1,1 @@
+//! Port of conv_util.cu: the image utilities (to be written).

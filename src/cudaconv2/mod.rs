@@ -1,0 +1,49 @@
+//! Port of cudaconv2/ (cudaconv2.cuh, filter_acts.cu, img_acts.cu, weight_acts.cu,
+//! conv_util.cu): the convolution, pooling and normalisation kernels, on the CPU.
+//!
+//! Each kernel reproduces, for every output element, the original CUDA kernel's
+//! sequence of single-precision operations: the variant the original host code picks
+//! for the shape, its accumulation order, and `f32::mul_add` exactly where nvcc fuses.
+//! Its doc comment states its tier (exact, or bounded with a measured ulp bound).
+//! Work is split over threads by output blocks ([`crate::parallel`]), never inside a
+//! sum, so results do not depend on the thread count.
+
+pub mod conv_util;
+pub mod filter_acts;
+pub mod img_acts;
+pub mod shapes;
+pub mod weight_acts;
+
+use std::fmt;
+
+/// A host-side assertion of the original failed: the shapes do not fit the kernel.
+/// (The original aborts; we return this and the caller reports it.)
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapeError {
+    /// The original function, e.g. `convFilterActs`.
+    pub function: &'static str,
+    /// The condition that does not hold, in the original's terms.
+    pub condition: String,
+}
+
+impl fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: requires {}", self.function, self.condition)
+    }
+}
+
+impl std::error::Error for ShapeError {}
+
+/// Returns `Err` naming `function` and `condition` unless `ok`.
+pub fn require(ok: bool, function: &'static str, condition: &str) -> Result<(), ShapeError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ShapeError { function, condition: condition.to_string() })
+    }
+}
+
+/// `DIVUP(a, b)`.
+pub fn divup(a: usize, b: usize) -> usize {
+    a.div_ceil(b)
+}

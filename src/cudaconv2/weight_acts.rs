@@ -1,0 +1,1 @@
+//! Port of cudaconv2/weight_acts.cu (to be written).

@@ -1,0 +1,85 @@
+//! The CUDA fast-math intrinsics the originals call (`__expf`, `__logf`, `__powf`,
+//! `__fdividef`), emulated as nvcc lowers them to PTX.
+//!
+//! nvcc turns `__expf(x)` into `ex2.approx(x * log2(e))`, `__logf(x)` into
+//! `lg2.approx(x) * ln(2)`, `__powf(x, y)` into `ex2.approx(y * lg2.approx(x))` and
+//! `__fdividef(x, y)` into `div.approx` (`x * (1/y)`, and 0 for `2^126 < |y| < 2^128`).
+//! The special-function unit's `ex2.approx` / `lg2.approx` bits are not documented; we
+//! compute them correctly rounded, so every kernel that uses these is tier
+//! **bounded**: the PTX ISA guarantees `ex2.approx` within 2 ulp and `lg2.approx`
+//! within 2^-22.6 absolute (for x in 0.5..2) or relative; `div.approx` within 2 ulp.
+//! The multiplications around them are the same single-precision operations as on the
+//! GPU.
+
+/// `log2(e)` as the f32 constant nvcc uses for `__expf` (0x3FB8AA3B).
+const LOG2_E: f32 = f32::from_bits(0x3FB8_AA3B);
+/// `ln(2)` as the f32 constant nvcc uses for `__logf` (0x3F317218).
+const LN_2: f32 = f32::from_bits(0x3F31_7218);
+
+/// PTX `ex2.approx.f32`, correctly rounded.
+#[inline]
+pub fn ex2_approx(x: f32) -> f32 {
+    (x as f64).exp2() as f32
+}
+
+/// PTX `lg2.approx.f32`, correctly rounded.
+#[inline]
+pub fn lg2_approx(x: f32) -> f32 {
+    (x as f64).log2() as f32
+}
+
+/// `__expf(x)`.
+#[inline]
+pub fn expf(x: f32) -> f32 {
+    ex2_approx(x * LOG2_E)
+}
+
+/// `__logf(x)`.
+#[inline]
+pub fn logf(x: f32) -> f32 {
+    lg2_approx(x) * LN_2
+}
+
+/// `__powf(x, y)`.
+#[inline]
+pub fn powf(x: f32, y: f32) -> f32 {
+    ex2_approx(y * lg2_approx(x))
+}
+
+/// `__fdividef(x, y)`: `x * (1/y)`; 0 when `2^126 < |y| < 2^128` (and NaN for an
+/// infinite `x` there), as the CUDA programming guide documents.
+#[inline]
+pub fn fdividef(x: f32, y: f32) -> f32 {
+    let ay = y.abs();
+    if ay > f32::from_bits(0x7E80_0000) && ay.is_finite() {
+        return if x.is_infinite() { f32::NAN } else { 0.0 * x };
+    }
+    x * (1.0 / y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants_are_nvccs() {
+        assert_eq!(LOG2_E, std::f32::consts::LOG2_E);
+        assert_eq!(LN_2, std::f32::consts::LN_2);
+    }
+
+    #[test]
+    fn fdividef_flushes_huge_divisors() {
+        assert_eq!(fdividef(1.0, 2f32.powi(127)), 0.0);
+        assert_eq!(fdividef(6.0, 3.0), 2.0);
+        assert!(fdividef(f32::INFINITY, 2f32.powi(127)).is_nan());
+    }
+
+    #[test]
+    fn exp_log_pow_are_close() {
+        for &x in &[0.5f32, 1.0, 2.0, 3.7, 10.0] {
+            assert!((expf(x) - x.exp()).abs() <= 4.0 * f32::EPSILON * x.exp());
+            assert!((logf(x) - x.ln()).abs() <= 4.0 * f32::EPSILON);
+            assert!((powf(x, -0.75) - x.powf(-0.75)).abs() <= 8.0 * f32::EPSILON);
+        }
+    }
+}

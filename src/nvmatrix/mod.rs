@@ -1,0 +1,151 @@
+//! Port of nvmatrix/nvmatrix.cuh and nvmatrix.cu: the NVMatrix type (`NvMatrix`), its
+//! layout conventions and its operations, over a storage backend.
+//!
+//! Layout as in the original: `trans == false` is row-major, `trans == true` is
+//! column-major; element `(i, j)` lives at `i*cols + j` or `j*rows + i`. Activations are
+//! `(outputs, cases)` row-major, so the cases of one output are contiguous ("cases
+//! innermost"); the three "trans" layers flip the flag to read the same memory as a
+//! column-major `(cases, outputs)` matrix. Matrices we own are contiguous (the row
+//! stride equals the leading dimension); kernels that read strided images take the
+//! stride as an argument, as cudaconv2 does.
+
+pub mod intrinsics;
+
+/// Where a matrix's elements live. One enum so that the CUDA backend (device memory)
+/// slots in beside host memory without touching the layers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Storage {
+    /// Host memory: the CPU backend.
+    Host(Vec<f32>),
+}
+
+/// The NVMatrix of the originals: `rows x cols` single-precision values in row-major
+/// (`trans == false`) or column-major (`trans == true`) order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NvMatrix {
+    rows: usize,
+    cols: usize,
+    trans: bool,
+    storage: Storage,
+}
+
+impl Default for NvMatrix {
+    fn default() -> Self {
+        NvMatrix::new(0, 0, false)
+    }
+}
+
+impl NvMatrix {
+    /// `NVMatrix(rows, cols, isTrans)`: a zero-filled matrix (the original leaves device
+    /// memory uninitialised; we never expose unwritten memory).
+    pub fn new(rows: usize, cols: usize, trans: bool) -> NvMatrix {
+        NvMatrix { rows, cols, trans, storage: Storage::Host(vec![0.0; rows * cols]) }
+    }
+
+    /// A matrix over `data` in the given orientation; `data.len()` must be `rows*cols`.
+    pub fn from_vec(rows: usize, cols: usize, trans: bool, data: Vec<f32>) -> NvMatrix {
+        assert_eq!(data.len(), rows * cols, "NvMatrix::from_vec: {rows}x{cols} needs {} values", rows * cols);
+        NvMatrix { rows, cols, trans, storage: Storage::Host(data) }
+    }
+
+    /// `getNumRows()`.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// `getNumCols()`.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// `getNumElements()`.
+    pub fn len(&self) -> usize {
+        self.rows * self.cols
+    }
+    /// True when the matrix has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// `isTrans()`: column-major.
+    pub fn is_trans(&self) -> bool {
+        self.trans
+    }
+    /// `getLeadingDim()`: the length of the contiguous direction.
+    pub fn leading_dim(&self) -> usize {
+        if self.trans { self.rows } else { self.cols }
+    }
+    /// `getFollowingDim()`: the other dimension.
+    pub fn following_dim(&self) -> usize {
+        if self.trans { self.cols } else { self.rows }
+    }
+    /// `getStride()`: distance between consecutive rows (row-major) or columns
+    /// (column-major). Matrices we own are contiguous.
+    pub fn stride(&self) -> usize {
+        self.leading_dim()
+    }
+    /// `isSameDims(m)`.
+    pub fn same_dims(&self, other: &NvMatrix) -> bool {
+        self.rows == other.rows && self.cols == other.cols
+    }
+
+    /// The elements in memory order.
+    pub fn data(&self) -> &[f32] {
+        match &self.storage {
+            Storage::Host(v) => v,
+        }
+    }
+    /// The elements in memory order, writable.
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        match &mut self.storage {
+            Storage::Host(v) => v,
+        }
+    }
+    /// Takes the elements out (memory order), leaving an empty matrix.
+    pub fn into_vec(self) -> Vec<f32> {
+        match self.storage {
+            Storage::Host(v) => v,
+        }
+    }
+
+    /// Offset of logical element `(i, j)` in memory.
+    pub fn index(&self, i: usize, j: usize) -> usize {
+        if self.trans { j * self.rows + i } else { i * self.cols + j }
+    }
+    /// Element `(i, j)`.
+    pub fn get(&self, i: usize, j: usize) -> f32 {
+        self.data()[self.index(i, j)]
+    }
+    /// Sets element `(i, j)`.
+    pub fn set(&mut self, i: usize, j: usize, v: f32) {
+        let k = self.index(i, j);
+        self.data_mut()[k] = v;
+    }
+
+    /// `resize(rows, cols)`: reallocates only when the element count changes, so with
+    /// the same count it is a reshape that keeps the data (as the original).
+    pub fn resize(&mut self, rows: usize, cols: usize) {
+        if rows * cols != self.len() {
+            self.storage = Storage::Host(vec![0.0; rows * cols]);
+        }
+        self.rows = rows;
+        self.cols = cols;
+    }
+    /// `resize(like)`: `like`'s shape and orientation.
+    pub fn resize_like(&mut self, like: &NvMatrix) {
+        self.resize(like.rows, like.cols);
+        self.trans = like.trans;
+    }
+    /// `setTrans(trans)`: reinterpret the same memory in the other order.
+    pub fn set_trans(&mut self, trans: bool) {
+        self.trans = trans;
+    }
+    /// `transpose()` (soft): swap the dimensions and flip the flag; no data moves.
+    pub fn transpose_view(&mut self) {
+        std::mem::swap(&mut self.rows, &mut self.cols);
+        self.trans = !self.trans;
+    }
+    /// `reshape(rows, cols)`: same element count, same memory.
+    pub fn reshape(&mut self, rows: usize, cols: usize) {
+        assert_eq!(rows * cols, self.len(), "NvMatrix::reshape: element count must not change");
+        self.rows = rows;
+        self.cols = cols;
+    }
+}
