@@ -63,7 +63,10 @@ unsafe impl Sync for SharedOut {}
 impl SharedOut {
     /// Wraps `out` for the duration of one [`for_each_task`] call.
     pub fn new(out: &mut [f32]) -> SharedOut {
-        SharedOut { ptr: out.as_mut_ptr(), len: out.len() }
+        SharedOut {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+        }
     }
     /// Reads element `i`.
     #[inline]

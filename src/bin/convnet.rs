@@ -141,7 +141,81 @@ fn resume(args: &Args, path: &std::path::Path) -> Result<Net, String> {
     Ok(net)
 }
 
+/// `convnet bench kernels`: kernel throughput at our nets' shapes (JSON lines).
+#[derive(Parser)]
+#[command(name = "convnet bench")]
+struct BenchArgs {
+    /// What to benchmark.
+    #[arg(value_parser = ["kernels"])]
+    what: String,
+    /// Only cases whose kernel or shape name contains this.
+    #[arg(long)]
+    only: Option<String>,
+    /// Minimum seconds to repeat each measurement.
+    #[arg(long = "min-secs", default_value_t = 0.5)]
+    min_secs: f64,
+}
+
+fn bench(args: BenchArgs) -> ExitCode {
+    let peak = convnet::bench::peak_gflops();
+    let copy = convnet::bench::copy_gbps(64 << 20);
+    let threads = convnet::parallel::threads();
+    println!("{{\"kernel\": \"peak-fma\", \"threads\": {threads}, \"gflops\": {peak:.1}}}");
+    println!("{{\"kernel\": \"copy\", \"case\": \"64MiB\", \"gbps\": {copy:.1}}}");
+    for line in convnet::bench::kernels(args.only.as_deref(), args.min_secs) {
+        println!("{}", line.json(peak, copy));
+    }
+    ExitCode::SUCCESS
+}
+
+/// `convnet import fashion-mnist`: write cuda-convnet batch files from a dataset.
+#[derive(Parser)]
+#[command(name = "convnet import")]
+struct ImportArgs {
+    /// The dataset.
+    #[arg(value_parser = ["fashion-mnist"])]
+    dataset: String,
+    /// Directory of the dataset's files.
+    #[arg(long, default_value = convnet::data::import::FASHION_MNIST_DIR)]
+    src: PathBuf,
+    /// Directory to write data_batch_N and batches.meta into.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn import(args: ImportArgs) -> ExitCode {
+    use std::io::{IsTerminal, Write};
+    let tty = std::io::stderr().is_terminal();
+    let result = convnet::data::import::fashion_mnist(&args.src, &args.out, |done, total| {
+        if tty {
+            let bar = "#".repeat(30 * done / total) + &" ".repeat(30 - 30 * done / total);
+            eprint!("\rimporting [{bar}] {done}/{total}");
+            let _ = std::io::stderr().flush();
+        }
+    });
+    if tty {
+        eprintln!();
+    }
+    match result {
+        Ok(files) => {
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("convnet: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        Some("bench") => return bench(BenchArgs::parse_from(std::env::args().skip(1))),
+        Some("import") => return import(ImportArgs::parse_from(std::env::args().skip(1))),
+        _ => {}
+    }
     let args = Args::parse();
     let mut log = Vec::new();
     let result = match &args.load_file {

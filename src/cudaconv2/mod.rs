@@ -39,7 +39,10 @@ pub fn require(ok: bool, function: &'static str, condition: &str) -> Result<(), 
     if ok {
         Ok(())
     } else {
-        Err(ShapeError { function, condition: condition.to_string() })
+        Err(ShapeError {
+            function,
+            condition: condition.to_string(),
+        })
     }
 }
 

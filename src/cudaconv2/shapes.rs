@@ -66,8 +66,14 @@ pub const NET_SHAPES: &[ConvShape] = &[
     conv("18pct-conv3", 8, 32, 64, 5, 2, 1, 8, 4),
     conv("convlocal-conv1", 32, 3, 64, 5, 2, 1, 32, 4),
     conv("convlocal-conv2", 16, 64, 64, 5, 2, 1, 16, 8),
-    ConvShape { local: true, ..conv("convlocal-local3", 8, 64, 64, 3, 1, 1, 8, 1) },
-    ConvShape { local: true, ..conv("convlocal-local4", 8, 64, 32, 3, 1, 1, 8, 1) },
+    ConvShape {
+        local: true,
+        ..conv("convlocal-local3", 8, 64, 64, 3, 1, 1, 8, 1)
+    },
+    ConvShape {
+        local: true,
+        ..conv("convlocal-local4", 8, 64, 32, 3, 1, 1, 8, 1)
+    },
     conv("alexnet-conv1", 224, 3, 48, 11, 0, 4, 55, 5),
     conv("alexnet-conv2", 27, 48, 128, 5, 2, 1, 27, 3),
     conv("alexnet-conv3", 13, 128, 192, 3, 1, 1, 13, 13),
@@ -91,7 +97,11 @@ impl ConvShape {
     /// Rows of the filter matrix: `(numModules if local) * numFilterColors * filterPixels`.
     pub fn filter_rows(&self) -> usize {
         let per = self.filter_colors() * self.filter_size * self.filter_size;
-        if self.local { per * self.modules() } else { per }
+        if self.local {
+            per * self.modules()
+        } else {
+            per
+        }
     }
     /// Multiply-adds of one filterActs (= imgActs = weightActs) call.
     pub fn flops(&self) -> f64 {

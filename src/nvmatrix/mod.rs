@@ -39,13 +39,28 @@ impl NvMatrix {
     /// `NVMatrix(rows, cols, isTrans)`: a zero-filled matrix (the original leaves device
     /// memory uninitialised; we never expose unwritten memory).
     pub fn new(rows: usize, cols: usize, trans: bool) -> NvMatrix {
-        NvMatrix { rows, cols, trans, storage: Storage::Host(vec![0.0; rows * cols]) }
+        NvMatrix {
+            rows,
+            cols,
+            trans,
+            storage: Storage::Host(vec![0.0; rows * cols]),
+        }
     }
 
     /// A matrix over `data` in the given orientation; `data.len()` must be `rows*cols`.
     pub fn from_vec(rows: usize, cols: usize, trans: bool, data: Vec<f32>) -> NvMatrix {
-        assert_eq!(data.len(), rows * cols, "NvMatrix::from_vec: {rows}x{cols} needs {} values", rows * cols);
-        NvMatrix { rows, cols, trans, storage: Storage::Host(data) }
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "NvMatrix::from_vec: {rows}x{cols} needs {} values",
+            rows * cols
+        );
+        NvMatrix {
+            rows,
+            cols,
+            trans,
+            storage: Storage::Host(data),
+        }
     }
 
     /// `getNumRows()`.
@@ -70,11 +85,19 @@ impl NvMatrix {
     }
     /// `getLeadingDim()`: the length of the contiguous direction.
     pub fn leading_dim(&self) -> usize {
-        if self.trans { self.rows } else { self.cols }
+        if self.trans {
+            self.rows
+        } else {
+            self.cols
+        }
     }
     /// `getFollowingDim()`: the other dimension.
     pub fn following_dim(&self) -> usize {
-        if self.trans { self.cols } else { self.rows }
+        if self.trans {
+            self.cols
+        } else {
+            self.rows
+        }
     }
     /// `getStride()`: distance between consecutive rows (row-major) or columns
     /// (column-major). Matrices we own are contiguous.
@@ -107,7 +130,11 @@ impl NvMatrix {
 
     /// Offset of logical element `(i, j)` in memory.
     pub fn index(&self, i: usize, j: usize) -> usize {
-        if self.trans { j * self.rows + i } else { i * self.cols + j }
+        if self.trans {
+            j * self.rows + i
+        } else {
+            i * self.cols + j
+        }
     }
     /// Element `(i, j)`.
     pub fn get(&self, i: usize, j: usize) -> f32 {
@@ -144,7 +171,11 @@ impl NvMatrix {
     }
     /// `reshape(rows, cols)`: same element count, same memory.
     pub fn reshape(&mut self, rows: usize, cols: usize) {
-        assert_eq!(rows * cols, self.len(), "NvMatrix::reshape: element count must not change");
+        assert_eq!(
+            rows * cols,
+            self.len(),
+            "NvMatrix::reshape: element count must not change"
+        );
         self.rows = rows;
         self.cols = cols;
     }

@@ -1,0 +1,235 @@
+//! Importers into cuda-convnet batch files, the format data.py and convdata.py read:
+//! `data_batch_<N>` pickles holding `data` (uint8, `(num_vis, cases)`, one case per
+//! column) and `labels` (a list of ints), and `batches.meta` holding `data_mean`
+//! (float64 `(num_vis, 1)`, the mean training image), `label_names`, `num_vis` and
+//! `num_cases_per_batch`. Written as Python 2 pickles (protocol 2), loadable by
+//! cPickle with numpy 1.x and by our reader.
+
+use crate::checkpoint::model::pystr;
+use crate::checkpoint::value::{Dtype, NdArray, Obj, PyObj};
+use crate::checkpoint::writer::{dumps, save_atomic};
+use flate2::read::GzDecoder;
+use std::cell::RefCell;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// Where Debian's `dataset-fashion-mnist` puts the IDX files.
+pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Fashion-MNIST's class names, by label.
+pub const FASHION_MNIST_LABELS: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// Cases per batch file, as CIFAR-10's batches.
+pub const CASES_PER_BATCH: usize = 10000;
+
+/// Images of one IDX file: `count` images of `rows x cols` bytes, row-major each.
+pub struct IdxImages {
+    pub count: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub pixels: Vec<u8>,
+}
+
+fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, String> {
+    let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// Reads an IDX file (gzipped or not) of unsigned bytes with `dims` dimensions;
+/// returns the dimensions and the payload.
+fn read_idx(path: &Path, dims: usize) -> Result<(Vec<usize>, Vec<u8>), String> {
+    let b = read_maybe_gz(path)?;
+    let bad = |what: &str| {
+        format!(
+            "{}: not an IDX file of unsigned bytes with {dims} dimensions ({what})",
+            path.display()
+        )
+    };
+    if b.len() < 4 + 4 * dims || b[0] != 0 || b[1] != 0 || b[2] != 0x08 || b[3] as usize != dims {
+        return Err(bad("header"));
+    }
+    let shape: Vec<usize> = (0..dims)
+        .map(|i| u32::from_be_bytes(b[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
+        .collect();
+    let n: usize = shape.iter().product();
+    let body = &b[4 + 4 * dims..];
+    if body.len() != n {
+        return Err(bad(&format!(
+            "{} payload bytes for shape {shape:?}",
+            body.len()
+        )));
+    }
+    Ok((shape, body.to_vec()))
+}
+
+/// Reads an IDX image file (`idx3-ubyte`).
+pub fn read_idx_images(path: &Path) -> Result<IdxImages, String> {
+    let (s, pixels) = read_idx(path, 3)?;
+    Ok(IdxImages {
+        count: s[0],
+        rows: s[1],
+        cols: s[2],
+        pixels,
+    })
+}
+
+/// Reads an IDX label file (`idx1-ubyte`).
+pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>, String> {
+    Ok(read_idx(path, 1)?.1)
+}
+
+fn array(kind: char, size: usize, shape: Vec<u64>, data: Vec<u8>) -> Obj {
+    let dtype = Dtype {
+        kind,
+        size,
+        big_endian: false,
+    };
+    Rc::new(PyObj::Array(RefCell::new(NdArray {
+        dtype,
+        shape,
+        fortran: false,
+        data,
+    })))
+}
+
+fn dict(items: Vec<(&str, Obj)>) -> Obj {
+    Rc::new(PyObj::Dict(RefCell::new(
+        items.into_iter().map(|(k, v)| (pystr(k), v)).collect(),
+    )))
+}
+
+fn list(items: Vec<Obj>) -> Obj {
+    Rc::new(PyObj::List(RefCell::new(items)))
+}
+
+/// One batch file's dict: `data` `(num_vis, cases)` uint8 from case-major pixels,
+/// `labels`, and `batch_label`.
+fn batch(pixels: &[u8], labels: &[u8], num_vis: usize, name: &str) -> Obj {
+    let cases = labels.len();
+    let mut data = vec![0u8; num_vis * cases];
+    for (c, img) in pixels.chunks_exact(num_vis).enumerate() {
+        for (v, &p) in img.iter().enumerate() {
+            data[v * cases + c] = p;
+        }
+    }
+    let labels = list(
+        labels
+            .iter()
+            .map(|&l| Rc::new(PyObj::Int(l as i64)))
+            .collect(),
+    );
+    dict(vec![
+        ("batch_label", pystr(name)),
+        (
+            "data",
+            array('u', 1, vec![num_vis as u64, cases as u64], data),
+        ),
+        ("labels", labels),
+    ])
+}
+
+/// Imports Fashion-MNIST from `src` (the four IDX files, gzipped or not) into `out`:
+/// the 60000 training images as `data_batch_1`..`6` and the 10000 test images as
+/// `data_batch_7` (so `--train-range=1-6 --test-range=7`), 784 pixels per case
+/// (one channel, 28x28, row by row), and `batches.meta`. `progress(done, total)` is
+/// called after each file. Returns the files written.
+pub fn fashion_mnist(
+    src: &Path,
+    out: &Path,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<PathBuf>, String> {
+    let find = |stem: &str| -> Result<PathBuf, String> {
+        [format!("{stem}.gz"), stem.to_string()]
+            .iter()
+            .map(|n| src.join(n))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                format!(
+                    "{}: no {stem}[.gz] (install Debian's dataset-fashion-mnist)",
+                    src.display()
+                )
+            })
+    };
+    let train = read_idx_images(&find("train-images-idx3-ubyte")?)?;
+    let train_labels = read_idx_labels(&find("train-labels-idx1-ubyte")?)?;
+    let test = read_idx_images(&find("t10k-images-idx3-ubyte")?)?;
+    let test_labels = read_idx_labels(&find("t10k-labels-idx1-ubyte")?)?;
+    let num_vis = train.rows * train.cols;
+    if train.count != train_labels.len()
+        || test.count != test_labels.len()
+        || test.rows * test.cols != num_vis
+    {
+        return Err(format!(
+            "{}: image and label files do not match",
+            src.display()
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+
+    let mut jobs: Vec<(&[u8], &[u8])> = Vec::new();
+    for (imgs, labels) in [(&train, &train_labels), (&test, &test_labels)] {
+        for start in (0..imgs.count).step_by(CASES_PER_BATCH) {
+            let end = (start + CASES_PER_BATCH).min(imgs.count);
+            jobs.push((
+                &imgs.pixels[start * num_vis..end * num_vis],
+                &labels[start..end],
+            ));
+        }
+    }
+    let total = jobs.len() + 1;
+    let mut written = Vec::new();
+    let write = |name: &str, obj: &Obj| -> Result<PathBuf, String> {
+        let path = out.join(name);
+        save_atomic(&path, &dumps(obj), false).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(path)
+    };
+    for (i, (pixels, labels)) in jobs.iter().enumerate() {
+        let name = format!("data_batch_{}", i + 1);
+        written.push(write(&name, &batch(pixels, labels, num_vis, &name))?);
+        progress(i + 1, total);
+    }
+
+    let mut mean = vec![0f64; num_vis];
+    for img in train.pixels.chunks_exact(num_vis) {
+        for (m, &p) in mean.iter_mut().zip(img) {
+            *m += p as f64;
+        }
+    }
+    let mean: Vec<u8> = mean
+        .iter()
+        .flat_map(|m| (m / train.count as f64).to_le_bytes())
+        .collect();
+    let names = list(FASHION_MNIST_LABELS.iter().map(|n| pystr(n)).collect());
+    let meta = dict(vec![
+        ("data_mean", array('f', 8, vec![num_vis as u64, 1], mean)),
+        ("label_names", names),
+        (
+            "num_cases_per_batch",
+            Rc::new(PyObj::Int(CASES_PER_BATCH as i64)),
+        ),
+        ("num_vis", Rc::new(PyObj::Int(num_vis as i64))),
+    ]);
+    written.push(write("batches.meta", &meta)?);
+    progress(total, total);
+    Ok(written)
+}

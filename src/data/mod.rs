@@ -1,0 +1,4 @@
+//! Port of the data side of data.py / convdata.py: the cuda-convnet batch-file format,
+//! and importers into it.
+
+pub mod import;
