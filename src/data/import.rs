@@ -2,7 +2,7 @@
 //! `data_batch_<N>` pickles holding `data` (uint8, `(num_vis, cases)`, one case per
 //! column) and `labels` (a list of ints), and `batches.meta` holding `data_mean`
 //! (float64 `(num_vis, 1)`, the mean training image), `label_names`, `num_vis` and
-//! `num_cases_per_batch`. Written as Python 2 pickles (protocol 2), loadable by
+//! `num_cases_per_batch` (and, ours, `num_colors` and `img_size`). Written as Python 2 pickles (protocol 2), loadable by
 //! cPickle with numpy 1.x and by our reader.
 
 use crate::checkpoint::model::pystr;
@@ -175,6 +175,14 @@ pub fn fashion_mnist(
     let test = read_idx_images(&find("t10k-images-idx3-ubyte")?)?;
     let test_labels = read_idx_labels(&find("t10k-labels-idx1-ubyte")?)?;
     let num_vis = train.rows * train.cols;
+    if train.rows != train.cols {
+        return Err(format!(
+            "{}: images are {}x{}; cuda-convnet's providers need square images",
+            src.display(),
+            train.rows,
+            train.cols
+        ));
+    }
     if train.count != train_labels.len()
         || test.count != test_labels.len()
         || test.rows * test.cols != num_vis
@@ -228,6 +236,9 @@ pub fn fashion_mnist(
             Rc::new(PyObj::Int(CASES_PER_BATCH as i64)),
         ),
         ("num_vis", Rc::new(PyObj::Int(num_vis as i64))),
+        // Ours: the image geometry, which CIFAR's providers hard-code as 3 x 32x32.
+        ("num_colors", Rc::new(PyObj::Int(1))),
+        ("img_size", Rc::new(PyObj::Int(train.rows as i64))),
     ]);
     written.push(write("batches.meta", &meta)?);
     progress(total, total);

@@ -1,8 +1,10 @@
-//! `convnet import fashion-mnist`: IDX files become cuda-convnet batch files that our
-//! reader and Python 2.7's cPickle (numpy 1.x) load, with cases in columns, labels,
-//! and the mean training image.
+//! Data: `convnet import fashion-mnist` turns IDX files into cuda-convnet batch files
+//! that our reader and Python 2.7's cPickle (numpy 1.x) load, with cases in columns,
+//! labels and the mean training image; the `cifar` and `cifar-cropped` providers serve
+//! them as the originals did (checked against direct computations).
 
 use convnet::checkpoint::{self, value::PyObj};
+use convnet::data::cifar::{CifarProvider, CroppedCifarProvider};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,15 +31,15 @@ fn write_idx(path: &Path, shape: &[u32], body: &[u8], gz: bool) {
     std::fs::write(path, b).unwrap();
 }
 
-/// A synthetic Fashion-MNIST: `n` training and 3 test images of 2x3 pixels whose
+/// A synthetic Fashion-MNIST: `n` training and 3 test images of 3x3 pixels whose
 /// pixel `v` of case `c` is `(c + 7v) % 256`, labels `c % 10`.
 fn synthetic(dir: &Path, n: usize) {
-    let img = |c: usize| (0..6).map(move |v| ((c + 7 * v) % 256) as u8);
+    let img = |c: usize| (0..9).map(move |v| ((c + 7 * v) % 256) as u8);
     let train: Vec<u8> = (0..n).flat_map(img).collect();
     let labels: Vec<u8> = (0..n).map(|c| (c % 10) as u8).collect();
     write_idx(
         &dir.join("train-images-idx3-ubyte.gz"),
-        &[n as u32, 2, 3],
+        &[n as u32, 3, 3],
         &train,
         true,
     );
@@ -49,7 +51,7 @@ fn synthetic(dir: &Path, n: usize) {
     );
     write_idx(
         &dir.join("t10k-images-idx3-ubyte"),
-        &[3, 2, 3],
+        &[3, 3, 3],
         &(0..3).flat_map(img).collect::<Vec<_>>(),
         false,
     );
@@ -91,8 +93,8 @@ fn batches_hold_cases_in_columns_and_the_mean_image() {
     // 10003 training cases: batches of 10000 and 3; the test set is the last batch.
     let b2 = checkpoint::load(&out.join("data_batch_2")).unwrap();
     let (shape, dtype, data) = array(&b2.get("data").unwrap());
-    assert_eq!((shape, dtype.as_str()), (vec![6, 3], "u1"));
-    for v in 0..6 {
+    assert_eq!((shape, dtype.as_str()), (vec![9, 3], "u1"));
+    for v in 0..9 {
         for c in 0..3 {
             assert_eq!(data[v * 3 + c] as usize, (10000 + c + 7 * v) % 256);
         }
@@ -103,18 +105,18 @@ fn batches_hold_cases_in_columns_and_the_mean_image() {
         other => panic!("labels: {other:?}"),
     }
     let test = checkpoint::load(&out.join("data_batch_3")).unwrap();
-    assert_eq!(array(&test.get("data").unwrap()).0, vec![6, 3]);
+    assert_eq!(array(&test.get("data").unwrap()).0, vec![9, 3]);
     assert!(!out.join("data_batch_4").exists());
 
     let meta = checkpoint::load(&out.join("batches.meta")).unwrap();
     let (shape, dtype, mean) = array(&meta.get("data_mean").unwrap());
-    assert_eq!((shape, dtype.as_str()), (vec![6, 1], "f8"));
-    for v in 0..6 {
+    assert_eq!((shape, dtype.as_str()), (vec![9, 1], "f8"));
+    for v in 0..9 {
         let want = (0..10003).map(|c| ((c + 7 * v) % 256) as f64).sum::<f64>() / 10003.0;
         let got = f64::from_le_bytes(mean[8 * v..8 * v + 8].try_into().unwrap());
         assert_eq!(got, want);
     }
-    assert!(matches!(&*meta.get("num_vis").unwrap(), PyObj::Int(6)));
+    assert!(matches!(&*meta.get("num_vis").unwrap(), PyObj::Int(9)));
 }
 
 #[test]
@@ -162,6 +164,99 @@ fn python2_cpickle_loads_the_batches() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert_eq!(
         String::from_utf8_lossy(&r.stdout).trim(),
-        "6 Ankle boot (6, 1) (6, 12) uint8 [0, 1, 2] 9"
+        "9 Ankle boot (9, 1) (9, 12) uint8 [0, 1, 2] 9"
     );
+}
+
+/// Pixel `v` of training case `c` in [`synthetic`] data.
+fn pixel(c: usize, v: usize) -> f64 {
+    ((c + 7 * v) % 256) as f64
+}
+
+/// Imported synthetic batches (12 training cases of 3x3, so one training batch and
+/// the test batch 2).
+fn imported(name: &str) -> PathBuf {
+    let dir = scratch(name);
+    synthetic(&dir, 12);
+    let out = dir.join("batches");
+    assert!(import(&dir, &out).status.success());
+    out
+}
+
+fn mean(v: usize) -> f64 {
+    (0..12).map(|c| pixel(c, v)).sum::<f64>() / 12.0
+}
+
+#[test]
+fn cifar_provider_subtracts_the_mean_as_numpy() {
+    let dir = imported("cifar");
+    let mut p = CifarProvider::new(&dir, vec![1], 1, None).unwrap();
+    assert_eq!(
+        (p.data_dims(0), p.data_dims(1), p.num_classes()),
+        (9, 1, 10)
+    );
+    let b = p.next_batch();
+    assert_eq!((b.epoch, b.batchnum), (1, 1));
+    let (d, l) = (&b.data[0], &b.data[1]);
+    assert_eq!((d.rows(), d.cols(), l.rows(), l.cols()), (9, 12, 1, 12));
+    for v in 0..9 {
+        for c in 0..12 {
+            assert_eq!(d.get(v, c), (pixel(c, v) - mean(v)) as f32);
+        }
+    }
+    assert_eq!(l.get(0, 7), 7.0);
+    assert_eq!(p.next_batch().epoch, 2);
+}
+
+#[test]
+fn cropped_provider_crops_flips_and_takes_ten_views() {
+    let dir = imported("cropped");
+    // 3x3 images, border 1: 1x1 crops; the mean of the centre pixel is subtracted.
+    let centre_mean = mean(4);
+    let value =
+        |c: usize, y: usize, x: usize| (pixel(c, 3 * y + x) as f32 as f64 - centre_mean) as f32;
+    let mut test = CroppedCifarProvider::new(&dir, vec![1], 1, None, 1, false, true, 0).unwrap();
+    let b = test.next_batch();
+    assert_eq!(b.data[0].cols(), 12);
+    for c in 0..12 {
+        assert_eq!(b.data[0].get(0, c), value(c, 1, 1));
+    }
+    let mut multi = CroppedCifarProvider::new(&dir, vec![1], 1, None, 1, true, true, 0).unwrap();
+    assert_eq!(multi.num_views(), 10);
+    let b = multi.next_batch();
+    assert_eq!((b.data[0].cols(), b.data[1].cols()), (120, 120));
+    let starts = [(0, 0), (0, 2), (1, 1), (2, 0), (2, 2)];
+    for (v, &(y, x)) in starts.iter().enumerate() {
+        for c in 0..12 {
+            assert_eq!(b.data[0].get(0, v * 12 + c), value(c, y, x));
+            // A 1-pixel crop flipped is itself.
+            assert_eq!(b.data[0].get(0, (v + 5) * 12 + c), value(c, y, x));
+            assert_eq!(b.data[1].get(0, (v + 5) * 12 + c), (c % 10) as f32);
+        }
+    }
+    // Training: every case is one of the nine 1x1 crops; over many batches all occur.
+    let mut train = CroppedCifarProvider::new(&dir, vec![1], 1, None, 1, false, false, 42).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let b = train.next_batch();
+        for c in 0..12 {
+            let got = b.data[0].get(0, c);
+            let pos = (0..9)
+                .find(|&k| value(c, k / 3, k % 3) == got)
+                .expect("a crop of the case");
+            seen.insert(pos);
+        }
+    }
+    assert_eq!(seen.len(), 9);
+}
+
+#[test]
+fn providers_reject_what_they_cannot_serve() {
+    let dir = imported("reject");
+    let e = CroppedCifarProvider::new(&dir, vec![1], 1, None, 2, false, false, 0)
+        .err()
+        .unwrap();
+    assert!(e.contains("--crop-border=2"), "{e}");
+    let e = CifarProvider::new(&dir, vec![3], 1, None).err().unwrap();
+    assert!(e.contains("data_batch_3"), "{e}");
 }

@@ -1,0 +1,278 @@
+//! Port of convdata.py (cuda-convnet 1): `CIFARDataProvider` (`cifar`: whole images,
+//! mean subtracted) and `CroppedCIFARDataProvider` (`cifar-cropped`: random crops and
+//! flips for training, the centre or ten views for testing).
+//!
+//! The original fixes 3 colours of 32x32; we read `num_colors` / `img_size` from
+//! batches.meta where present (our importer writes them, e.g. 1 colour of 28x28 for
+//! Fashion-MNIST) and use 3 / 32 otherwise. Random crops come from our seeded generator
+//! (the original's numpy generator was never seeded).
+
+use super::batches::{batch_meta, load_batch, BatchMeta, Cursor, RawBatch};
+use crate::nvmatrix::NvMatrix;
+use crate::synthetic::SplitMix64;
+use std::path::Path;
+
+/// One minibatch as `get_next_batch` returns it: `(epoch, batchnum, [data, labels])`,
+/// data `(num_vis, cases)` and labels `(1, cases)`, both row-major float32.
+pub struct Batch {
+    pub epoch: usize,
+    pub batchnum: usize,
+    pub data: Vec<NvMatrix>,
+}
+
+/// Image geometry of a batch directory: colours and square size.
+fn geometry(meta: &BatchMeta, dir: &Path) -> Result<(usize, usize), String> {
+    let (c, s) = (meta.num_colors.unwrap_or(3), meta.img_size.unwrap_or(32));
+    if c * s * s != meta.num_vis {
+        return Err(format!(
+            "{}: num_vis {} is not {c} colours of {s}x{s} (set num_colors and img_size in batches.meta)",
+            dir.display(),
+            meta.num_vis
+        ));
+    }
+    Ok((c, s))
+}
+
+/// `LabeledMemoryDataProvider.__init__`: every batch of the range, loaded now.
+fn load_range(dir: &Path, range: &[usize], num_vis: usize) -> Result<Vec<RawBatch>, String> {
+    range
+        .iter()
+        .map(|&n| {
+            let b = load_batch(dir, n)?;
+            if b.num_vis != num_vis {
+                return Err(format!(
+                    "data_batch_{n}: {} values per case, batches.meta says {num_vis}",
+                    b.num_vis
+                ));
+            }
+            Ok(b)
+        })
+        .collect()
+}
+
+fn labels_row(labels: &[f64], times: usize) -> NvMatrix {
+    let row: Vec<f32> = (0..times)
+        .flat_map(|_| labels.iter().map(|&l| l as f32))
+        .collect();
+    NvMatrix::from_vec(1, row.len(), false, row)
+}
+
+/// `cifar`: the whole image minus `data_mean`, computed as numpy does
+/// (`float32(double(pixel) - mean)`).
+pub struct CifarProvider {
+    cursor: Cursor,
+    meta: BatchMeta,
+    batches: Vec<(NvMatrix, NvMatrix)>,
+}
+
+impl CifarProvider {
+    pub fn new(
+        dir: &Path,
+        range: Vec<usize>,
+        epoch: usize,
+        batchnum: Option<usize>,
+    ) -> Result<Self, String> {
+        let meta = batch_meta(dir)?;
+        geometry(&meta, dir)?;
+        let batches = load_range(dir, &range, meta.num_vis)?
+            .into_iter()
+            .map(|b| {
+                let data: Vec<f32> = b
+                    .data
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &p)| {
+                        (p - meta.data_mean.get(i / b.cases).copied().unwrap_or(0.0)) as f32
+                    })
+                    .collect();
+                (
+                    NvMatrix::from_vec(b.num_vis, b.cases, false, data),
+                    labels_row(&b.labels, 1),
+                )
+            })
+            .collect();
+        Ok(CifarProvider {
+            cursor: Cursor::new(range, epoch, batchnum),
+            meta,
+            batches,
+        })
+    }
+
+    /// `get_next_batch()`.
+    pub fn next_batch(&mut self) -> Batch {
+        let (epoch, batchnum) = self.cursor.advance();
+        let (d, l) = &self.batches[batchnum - self.cursor.range[0]];
+        Batch {
+            epoch,
+            batchnum,
+            data: vec![d.clone(), l.clone()],
+        }
+    }
+
+    /// `get_data_dims(idx)`.
+    pub fn data_dims(&self, idx: usize) -> usize {
+        if idx == 0 {
+            self.meta.num_vis
+        } else {
+            1
+        }
+    }
+
+    /// `get_num_classes()`.
+    pub fn num_classes(&self) -> usize {
+        self.meta.label_names.len()
+    }
+}
+
+/// `cifar-cropped`: `inner = size - 2*crop_border`. Training: per case, offsets
+/// `y, x` uniform in `0..=2*border` and a horizontal flip with probability 1/2. Testing:
+/// the centre, or with `multiview_test` ten views: crops at `(0,0)`, `(0,2b)`, `(b,b)`,
+/// `(2b,0)`, `(2b,2b)` then the same five flipped, each a block of all cases, labels
+/// tiled ten times. The centre crop of `data_mean` is subtracted from every crop.
+pub struct CroppedCifarProvider {
+    cursor: Cursor,
+    meta: BatchMeta,
+    batches: Vec<RawBatch>,
+    colors: usize,
+    size: usize,
+    border: usize,
+    test: bool,
+    multiview: bool,
+    mean: Vec<f64>,
+    rng: SplitMix64,
+}
+
+/// `num_views` of the multiview test.
+pub const NUM_VIEWS: usize = 10;
+
+impl CroppedCifarProvider {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        dir: &Path,
+        range: Vec<usize>,
+        epoch: usize,
+        batchnum: Option<usize>,
+        crop_border: usize,
+        multiview_test: bool,
+        test: bool,
+        seed: u64,
+    ) -> Result<Self, String> {
+        let meta = batch_meta(dir)?;
+        let (colors, size) = geometry(&meta, dir)?;
+        if 2 * crop_border >= size {
+            return Err(format!(
+                "--crop-border={crop_border} leaves nothing of {size}x{size} images"
+            ));
+        }
+        let batches = load_range(dir, &range, meta.num_vis)?;
+        let inner = size - 2 * crop_border;
+        let mut mean = Vec::with_capacity(colors * inner * inner);
+        for c in 0..colors {
+            for y in crop_border..crop_border + inner {
+                for x in crop_border..crop_border + inner {
+                    mean.push(
+                        meta.data_mean
+                            .get((c * size + y) * size + x)
+                            .copied()
+                            .unwrap_or(0.0),
+                    );
+                }
+            }
+        }
+        Ok(CroppedCifarProvider {
+            cursor: Cursor::new(range, epoch, batchnum),
+            meta,
+            batches,
+            colors,
+            size,
+            border: crop_border,
+            test,
+            multiview: multiview_test && test,
+            mean,
+            rng: SplitMix64::new(seed),
+        })
+    }
+
+    fn inner(&self) -> usize {
+        self.size - 2 * self.border
+    }
+
+    /// `get_data_dims(idx)`.
+    pub fn data_dims(&self, idx: usize) -> usize {
+        if idx == 0 {
+            self.inner() * self.inner() * self.colors
+        } else {
+            1
+        }
+    }
+
+    /// `get_num_classes()`.
+    pub fn num_classes(&self) -> usize {
+        self.meta.label_names.len()
+    }
+
+    /// Views per case in a test batch (1 without multiview).
+    pub fn num_views(&self) -> usize {
+        if self.multiview {
+            NUM_VIEWS
+        } else {
+            1
+        }
+    }
+
+    /// A uniform integer in `0..n` from the provider's generator.
+    fn below(&mut self, n: usize) -> usize {
+        (self.rng.next_u64() % n as u64) as usize
+    }
+
+    /// `get_next_batch()`.
+    pub fn next_batch(&mut self) -> Batch {
+        let (epoch, batchnum) = self.cursor.advance();
+        let bi = batchnum - self.cursor.range[0];
+        let (cases, inner, b) = (self.batches[bi].cases, self.inner(), self.border);
+        let views = self.num_views();
+        let dims = self.data_dims(0);
+        let mut out = vec![0f32; dims * cases * views];
+        // One crop of case `c` at `(sy, sx)`, flipped or not, into column `col`.
+        let mut crop = |p: &Self, c: usize, sy: usize, sx: usize, flip: bool, col: usize| {
+            let raw = &p.batches[bi];
+            for ch in 0..p.colors {
+                for y in 0..inner {
+                    for x in 0..inner {
+                        let src_x = if flip { sx + inner - 1 - x } else { sx + x };
+                        let v = ((ch * p.size + sy + y) * p.size + src_x) * cases + c;
+                        let d = (ch * inner + y) * inner + x;
+                        // float32 pixel minus the float64 mean, rounded to float32.
+                        out[d * cases * views + col] =
+                            (raw.data[v] as f32 as f64 - p.mean[d]) as f32;
+                    }
+                }
+            }
+        };
+        if !self.test {
+            for c in 0..cases {
+                let (sy, sx) = (self.below(2 * b + 1), self.below(2 * b + 1));
+                let flip = self.below(2) == 0;
+                crop(self, c, sy, sx, flip, c);
+            }
+        } else if self.multiview {
+            let starts = [(0, 0), (0, 2 * b), (b, b), (2 * b, 0), (2 * b, 2 * b)];
+            for (v, &(sy, sx)) in starts.iter().enumerate() {
+                for c in 0..cases {
+                    crop(self, c, sy, sx, false, v * cases + c);
+                    crop(self, c, sy, sx, true, (v + 5) * cases + c);
+                }
+            }
+        } else {
+            for c in 0..cases {
+                crop(self, c, b, b, false, c);
+            }
+        }
+        let labels = labels_row(&self.batches[bi].labels, views);
+        Batch {
+            epoch,
+            batchnum,
+            data: vec![NvMatrix::from_vec(dims, cases * views, false, out), labels],
+        }
+    }
+}
