@@ -45,6 +45,9 @@
 //! (`mul.f32` + `fma.rn.f32` in the PTX of every instantiation checked), i.e.
 //! `scale_targets.mul_add(t, scale_output * prod)`.
 //!
+//! "Exact" is by construction from the source and its PTX; no outputs of the original
+//! kernels on a GPU have been compared yet (golden/kernels/README.md, "original").
+//!
 //! # Original bugs (INVENTORY §4.1, §13)
 //! The overloads of `convWeightActsSparse`/`localWeightActsSparse` without the scale
 //! arguments pass `scaleTargets = 1, scaleOutput = 0`: they compute nothing and keep
