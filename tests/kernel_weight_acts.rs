@@ -845,6 +845,11 @@ fn bad_shapes_are_errors() {
         conv_weight_acts(i, h, &mut t, 8, mx, mx, 3, -1, 1, 3, 3, 4, 0.0, 1.0),
         "numFilters % (16*numGroups)",
     );
+    let (i4, i193, i39) = (
+        NvMatrix::new(4 * 64, n, false),
+        NvMatrix::new(3 * 64 + 1, n, false),
+        NvMatrix::new(3 * 64, n - 1, false),
+    );
     // 6 colours, one group: neither <= 3 nor % 4.
     let i6 = NvMatrix::new(6 * 64, n, false);
     err(
@@ -853,22 +858,7 @@ fn bad_shapes_are_errors() {
     );
     // 2 groups of 2 colours.
     err(
-        conv_weight_acts(
-            &NvMatrix::new(4 * 64, n, false),
-            h,
-            &mut t,
-            8,
-            mx,
-            mx,
-            3,
-            -1,
-            1,
-            4,
-            2,
-            4,
-            0.0,
-            1.0,
-        ),
+        conv_weight_acts(&i4, h, &mut t, 8, mx, mx, 3, -1, 1, 4, 2, 4, 0.0, 1.0),
         "numFilterColors % 4",
     );
     err(
@@ -876,22 +866,7 @@ fn bad_shapes_are_errors() {
         "imgSizeY * imgSizeX == imgPixels",
     );
     err(
-        conv_weight_acts(
-            &NvMatrix::new(3 * 64 + 1, n, false),
-            h,
-            &mut t,
-            8,
-            mx,
-            mx,
-            3,
-            -1,
-            1,
-            3,
-            1,
-            4,
-            0.0,
-            1.0,
-        ),
+        conv_weight_acts(&i193, h, &mut t, 8, mx, mx, 3, -1, 1, 3, 1, 4, 0.0, 1.0),
         "images.getNumRows()",
     );
     err(
@@ -899,29 +874,14 @@ fn bad_shapes_are_errors() {
         "numModules % partialSum",
     );
     err(
-        conv_weight_acts(
-            &NvMatrix::new(3 * 64, n - 1, false),
-            h,
-            &mut t,
-            8,
-            mx,
-            mx,
-            3,
-            -1,
-            1,
-            3,
-            1,
-            4,
-            0.0,
-            1.0,
-        ),
+        conv_weight_acts(&i39, h, &mut t, 8, mx, mx, 3, -1, 1, 3, 1, 4, 0.0, 1.0),
         "hidActs.getNumCols()",
     );
     err(
         conv_weight_acts(i, h, &mut t, 8, mx, mx, 3, 1, 1, 3, 1, 4, 0.0, 1.0),
         "paddingStart <= 0",
     );
-    // 4 x 8 modules of stride 1 from -1 with size 3 reach 5 < 8 in y (rows also mismatch, later).
+    // 4 modules of stride 1 from -1 with size 3 reach only 5 < 8: in x, then in y.
     let h48 = NvMatrix::new(32 * 4 * 8, n, false);
     err(
         conv_weight_acts(i, &h48, &mut t, 8, 8, 4, 3, -1, 1, 3, 1, 4, 0.0, 1.0),
