@@ -12,11 +12,18 @@
 //! built beside the project, and use `f32::mul_add` exactly where they have an FMA
 //! (`fma.rn.f32` in the PTX, `FFMA` in the SASS; ptxas also contracts a few plain
 //! `mul`/`sub` pairs, noted where it does). The tier of each function is in its doc.
+//! The C1 kernels (blur, bed of nails, resize, YUV, LAB, TICA, local-weight norm) were
+//! also run from that PTX in a small PTX interpreter beside the project (no GPU was
+//! lent): our outputs matched bit for bit, with the special-function intrinsics
+//! evaluated as [`intrinsics`] does.
 //!
 //! Speed: these kernels are memory bound. Work is split over threads by output rows or
 //! image lines ([`for_each_task`]); the images of a row are processed as contiguous
 //! slices or in `[f32; LANES]` lane arrays, every lane running the identical sequence,
 //! so the bits depend neither on the lane width nor on the thread count.
+
+// Lane loops index several arrays at the same lane; written as such for the vectoriser.
+#![allow(clippy::needless_range_loop)]
 
 use crate::cudaconv2::{divup, require, ShapeError};
 use crate::nvmatrix::{intrinsics, NvMatrix};
@@ -333,9 +340,10 @@ fn nails_geometry(
 /// every single step, it is rounded, and that step's output is `sum + round(x·g[0])`
 /// instead of `fma(x, g[0], sum)`. The output is then `sum * scaleOutputs` or
 /// `fma(target, scaleTargets, sum * scaleOutputs)`. Tier **exact** with respect to
-/// that compiled kernel (the grouping is nvcc's choice; another compiler version may
-/// group differently, which moves single roundings, within 1 ulp of a product per
-/// step).
+/// that compiled kernel (checked bit for bit against its PTX for every radius, both
+/// directions and scale paths, and image sizes giving every group remainder). The
+/// grouping is nvcc's choice: another compiler version may group differently, which
+/// moves single roundings (each within half an ulp of one product).
 ///
 /// Host checks as the original (square images, `1 ≤ radius ≤ 4`, `imgSize ≥ 2r+1`,
 /// `filter.rows == 1`, no transposed matrices). The original launches
@@ -363,8 +371,8 @@ pub fn conv_gaussian_blur(
             "target.isSameDims(images)",
         )?;
     }
-    let src = Src::Other(images.data().as_ptr());
-    let out = SharedOut::new(target.data_mut());
+    let src = Ptr(images.data().as_ptr() as *mut f32);
+    let out = Ptr(target.data_mut().as_mut_ptr());
     blur_run(b, src, out, horiz, scale_targets, scale_outputs);
     Ok(())
 }
@@ -382,10 +390,10 @@ pub fn conv_gaussian_blur_in_place(
     scale_outputs: f32,
 ) -> Result<(), ShapeError> {
     let b = blur_checks(images, filter, num_channels)?;
-    let out = SharedOut::new(images.data_mut());
     // Reading through the output: a task reads only its own lines, each pixel before
     // the write `r` steps later that replaces it.
-    blur_run(b, Src::Same, out, horiz, scale_targets, scale_outputs);
+    let out = Ptr(images.data_mut().as_mut_ptr());
+    blur_run(b, out, out, horiz, scale_targets, scale_outputs);
     Ok(())
 }
 
@@ -434,138 +442,321 @@ fn blur_checks(
     })
 }
 
-/// Where the blur reads its pixels: another matrix, or the output itself (in place).
+/// A matrix's elements for the blur's tasks: the source (only read) and the target,
+/// which may be the same memory (in place). Each task reads and writes only its own
+/// lines, so the raw accesses never race.
 #[derive(Clone, Copy)]
-enum Src {
-    Other(*const f32),
-    Same,
-}
-// SAFETY: `Other` points to a matrix that is only read while the kernel runs.
-unsafe impl Send for Src {}
-unsafe impl Sync for Src {}
+struct Ptr(*mut f32);
+// SAFETY: see above; the pointers outlive the `for_each_task` call that uses them.
+unsafe impl Send for Ptr {}
+unsafe impl Sync for Ptr {}
 
-fn blur_run(b: Blur, src: Src, out: SharedOut, horiz: bool, st: f32, so: f32) {
-    match b.radius {
-        1 => blur_lines::<1>(b, src, out, horiz, st, so),
-        2 => blur_lines::<2>(b, src, out, horiz, st, so),
-        3 => blur_lines::<3>(b, src, out, horiz, st, so),
-        _ => blur_lines::<4>(b, src, out, horiz, st, so),
+fn blur_run(b: Blur, src: Ptr, out: Ptr, horiz: bool, st: f32, so: f32) {
+    // Lane arrays of 16 floats for r <= 2 and 8 for r > 2 keep the 2r partial sums in
+    // the 16 AVX registers.
+    match (b.radius, st != 0.0) {
+        (1, false) => blur_lines::<1, 2, 16, false>(b, src, out, horiz, st, so),
+        (1, true) => blur_lines::<1, 2, 16, true>(b, src, out, horiz, st, so),
+        (2, false) => blur_lines::<2, 4, 16, false>(b, src, out, horiz, st, so),
+        (2, true) => blur_lines::<2, 4, 16, true>(b, src, out, horiz, st, so),
+        (3, false) => blur_lines::<3, 6, 8, false>(b, src, out, horiz, st, so),
+        (3, true) => blur_lines::<3, 6, 8, true>(b, src, out, horiz, st, so),
+        (_, false) => blur_lines::<4, 8, 8, false>(b, src, out, horiz, st, so),
+        (_, true) => blur_lines::<4, 8, 8, true>(b, src, out, horiz, st, so),
     }
 }
 
-fn blur_lines<const R: usize>(b: Blur, src: Src, out: SharedOut, horiz: bool, st: f32, so: f32) {
+/// Floats of a line's payload per task (at most `MAX_CHUNKS` lane arrays).
+const BLUR_SPAN: usize = 512;
+/// Lane arrays per task: `BLUR_SPAN / 8`.
+const MAX_CHUNKS: usize = 64;
+
+/// The blur as lines of `n` positions whose payload at each position is a contiguous
+/// span of floats that all run the identical sequence: for the horizontal pass a line
+/// is an image row and the payload the images of a pixel; for the vertical pass every
+/// column of a channel moves down together and the payload is the whole image row
+/// (columns × images). Tasks are (line, payload span ≤ 512 floats) pairs; a task walks
+/// the positions in order and, at each, sweeps its span in lane arrays of `L` floats
+/// (the last one padded), each with its own partial sums — memory is read and written
+/// row by row, the sums stay in L1.
+fn blur_lines<const R: usize, const W: usize, const L: usize, const SCALE: bool>(
+    b: Blur,
+    src: Ptr,
+    out: Ptr,
+    horiz: bool,
+    st: f32,
+    so: f32,
+) {
     let n = b.img_size;
     let ni = b.num_images;
-    let img_pixels = n * n;
-    for_each_task(b.num_channels * n, |line| {
-        let (ch, idx) = (line / n, line % n);
-        // Pixel j of the line.
-        let (base, step) = if horiz {
-            (ch * img_pixels + idx * n, 1)
+    let plane = n * n * ni;
+    // (lines, position stride, payload width) in floats.
+    let (lines, pos_stride, width) = if horiz {
+        (b.num_channels * n, ni, ni)
+    } else {
+        (b.num_channels, n * ni, n * ni)
+    };
+    let spans = divup(width, BLUR_SPAN);
+    let g = &b.taps;
+    for_each_task(lines * spans, |task| {
+        let (line, span) = (task / spans, task % spans);
+        let base = if horiz {
+            (line / n) * plane + (line % n) * n * ni
         } else {
-            (ch * img_pixels + idx, n)
+            line * plane
         };
-        let mut i0 = 0;
-        while i0 < ni {
-            let cnt = LANES.min(ni - i0);
-            let off = |j: usize| (base + j * step) * ni + i0;
-            let load = |j: usize| -> Lanes {
-                let mut v = [0.0; LANES];
-                // SAFETY: in bounds (the line's pixel j, images i0..i0+cnt); when the
-                // source is the output, this task owns the line and pixel j is read
-                // before it is written.
-                let s: &[f32] = match src {
-                    Src::Other(p) => unsafe { std::slice::from_raw_parts(p.add(off(j)), cnt) },
-                    Src::Same => unsafe { out.slice(off(j), cnt) },
-                };
-                v[..cnt].copy_from_slice(s);
-                v
-            };
-            let store = |j: usize, v: &Lanes| {
-                // SAFETY: the line's pixel j belongs to this task only.
-                let d = unsafe { out.slice(off(j), cnt) };
-                if st != 0.0 {
-                    for (d, &v) in d.iter_mut().zip(v) {
-                        *d = st.mul_add(*d, v * so);
-                    }
-                } else {
-                    for (d, &v) in d.iter_mut().zip(v) {
-                        *d = v * so;
+        let (w0, w1) = (span * BLUR_SPAN, ((span + 1) * BLUR_SPAN).min(width));
+        let full = (w1 - w0) / L;
+        let chunks = divup(w1 - w0, L);
+        let io = |c: usize| LineIo::<L, SCALE> {
+            src,
+            out,
+            base: base + w0 + c * L,
+            pos_stride,
+            cnt: L.min(w1 - w0 - c * L),
+            st,
+            so,
+        };
+        // The used chunks' states, zeroed (no allocation, no clearing of unused ones).
+        let mut buf = [const { std::mem::MaybeUninit::<BlurState<W, L>>::uninit() }; MAX_CHUNKS];
+        for b in &mut buf[..chunks] {
+            b.write(BlurState {
+                sums: [[0.0; L]; W],
+                prev: [0.0; L],
+            });
+        }
+        // SAFETY: the first `chunks` entries are initialised; BlurState is plain data.
+        let states = unsafe {
+            &mut *(&mut buf[..chunks] as *mut [std::mem::MaybeUninit<BlurState<W, L>>]
+                as *mut [BlurState<W, L>])
+        };
+        // Each lane chunk runs the kernel's loop (see `conv_gaussian_blur`); FULL
+        // chunks use whole-array loads and stores.
+        macro_rules! sweep {
+            (|$c:ident, $st:ident, $io:ident| $body:expr) => {
+                for ($c, $st) in states.iter_mut().enumerate() {
+                    if $c < full {
+                        let $io = io($c).full();
+                        $body
+                    } else {
+                        let $io = io($c);
+                        $body
                     }
                 }
             };
-            blur_lane_chunk::<R>(&b.taps, n, load, store);
-            i0 += cnt;
+        }
+        // The first r pixels start the sums: sum k += x[col] * g[r + col - k], from 0.
+        for col in 0..R {
+            sweep!(|c, s, io| {
+                let p = io.load(col);
+                for (k, a) in s.sums.iter_mut().enumerate().take(R + 1 + col) {
+                    let gk = g[R + col - k];
+                    for l in 0..L {
+                        a[l] = p[l].mul_add(gk, a[l]);
+                    }
+                }
+            });
+        }
+        // The main loop: pixels r..n in nvcc's groups of 4 steps, then single steps.
+        let steps = n - R;
+        let mut t = 0;
+        while t + 4 <= steps {
+            sweep!(|c, s, io| blur_step::<W, L, SCALE, true, false>(g, s, &io.load(R + t), t, &io));
+            sweep!(|c, s, io| blur_step::<W, L, SCALE, true, true>(
+                g,
+                s,
+                &io.load(R + t + 1),
+                t + 1,
+                &io
+            ));
+            sweep!(|c, s, io| blur_step::<W, L, SCALE, true, true>(
+                g,
+                s,
+                &io.load(R + t + 2),
+                t + 2,
+                &io
+            ));
+            sweep!(|c, s, io| blur_step::<W, L, SCALE, false, true>(
+                g,
+                s,
+                &io.load(R + t + 3),
+                t + 3,
+                &io
+            ));
+            t += 4;
+        }
+        while t < steps {
+            sweep!(|c, s, io| blur_step::<W, L, SCALE, false, false>(
+                g,
+                s,
+                &io.load(R + t),
+                t,
+                &io
+            ));
+            t += 1;
+        }
+        for k in 0..R {
+            sweep!(|c, s, io| io.store(n - R + k, &s.sums[k]));
         }
     });
 }
 
-/// One line for `LANES` images: the original thread's loop (see [`conv_gaussian_blur`]).
+/// Reads and writes of one lane chunk of a line: position `j` is at `base + j *
+/// pos_stride`, `cnt ≤ L` floats. Every position of the line and its `cnt` floats lie
+/// inside the matrices (the task ranges are built so).
+#[derive(Clone, Copy)]
+struct LineIo<const L: usize, const SCALE: bool> {
+    src: Ptr,
+    out: Ptr,
+    base: usize,
+    pos_stride: usize,
+    cnt: usize,
+    st: f32,
+    so: f32,
+}
+
+/// A [`LineIo`] whose chunk has all `L` floats: whole-array loads and stores.
+#[derive(Clone, Copy)]
+struct FullIo<const L: usize, const SCALE: bool>(LineIo<L, SCALE>);
+
+/// Loads and (scaled) stores of a lane chunk.
+trait ChunkIo<const L: usize> {
+    fn load(&self, j: usize) -> [f32; L];
+    fn store(&self, j: usize, v: &[f32; L]);
+}
+
+impl<const L: usize, const SCALE: bool> LineIo<L, SCALE> {
+    #[inline(always)]
+    fn full(self) -> FullIo<L, SCALE> {
+        debug_assert_eq!(self.cnt, L);
+        FullIo(self)
+    }
+}
+
+impl<const L: usize, const SCALE: bool> ChunkIo<L> for LineIo<L, SCALE> {
+    #[inline(always)]
+    fn load(&self, j: usize) -> [f32; L] {
+        let mut v = [0.0; L];
+        // SAFETY: in bounds (see the struct); in place, position j is read before the
+        // write `r` steps later that replaces it, by this task only.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.src.0.add(self.base + j * self.pos_stride),
+                v.as_mut_ptr(),
+                self.cnt,
+            )
+        };
+        v
+    }
+
+    #[inline(always)]
+    fn store(&self, j: usize, v: &[f32; L]) {
+        let (st, so) = (self.st, self.so);
+        for (l, &v) in v.iter().enumerate().take(self.cnt) {
+            // SAFETY: in bounds (see the struct); this task's own elements.
+            unsafe {
+                let t = self.out.0.add(self.base + j * self.pos_stride + l);
+                *t = if SCALE {
+                    st.mul_add(*t, v * so)
+                } else {
+                    v * so
+                };
+            }
+        }
+    }
+}
+
+impl<const L: usize, const SCALE: bool> ChunkIo<L> for FullIo<L, SCALE> {
+    #[inline(always)]
+    fn load(&self, j: usize) -> [f32; L] {
+        let io = &self.0;
+        // SAFETY: as for LineIo, with cnt == L.
+        unsafe {
+            std::ptr::read_unaligned(io.src.0.add(io.base + j * io.pos_stride) as *const [f32; L])
+        }
+    }
+
+    #[inline(always)]
+    fn store(&self, j: usize, v: &[f32; L]) {
+        let io = &self.0;
+        let (st, so) = (io.st, io.so);
+        // SAFETY: as for LineIo, with cnt == L.
+        unsafe {
+            let d = io.out.0.add(io.base + j * io.pos_stride) as *mut [f32; L];
+            let mut o = [0.0f32; L];
+            if SCALE {
+                let t = std::ptr::read_unaligned(d);
+                for l in 0..L {
+                    o[l] = st.mul_add(t[l], v[l] * so);
+                }
+            } else {
+                for l in 0..L {
+                    o[l] = v[l] * so;
+                }
+            }
+            std::ptr::write_unaligned(d, o);
+        }
+    }
+}
+
+/// The partial sums of one lane chunk: `sums[k]` collects output `out + k` (see
+/// [`conv_gaussian_blur`]); `prev` is the pixel whose product `prev * g[0]` is the
+/// newest sum while it is still unrounded (inside one of nvcc's 4-step groups).
+#[derive(Clone, Copy)]
+struct BlurState<const W: usize, const L: usize> {
+    sums: [[f32; L]; W],
+    prev: [f32; L],
+}
+
+/// One main-loop step with pixel `p`, writing output `at`. `FUSED`: the output is
+/// `fma(p, g[0], sums[0])` and the newest sum stays unrounded (steps 0..2 of a group);
+/// else the output is `sums[0] + round(p*g[0])` (a group's last step, single steps).
+/// `PENDING`: the newest sum is the unrounded `prev * g[0]` (steps 1..3 of a group).
 #[inline(always)]
-fn blur_lane_chunk<const R: usize>(
+fn blur_step<
+    const W: usize,
+    const L: usize,
+    const SCALE: bool,
+    const FUSED: bool,
+    const PENDING: bool,
+>(
     g: &[f32; 8],
-    n: usize,
-    load: impl Fn(usize) -> Lanes,
-    store: impl Fn(usize, &Lanes),
+    st: &mut BlurState<W, L>,
+    p: &[f32; L],
+    at: usize,
+    io: &impl ChunkIo<L>,
 ) {
-    let w = 2 * R; // number of partial sums (filterWidth - 1)
-    let mut acc = [[0.0f32; LANES]; 8];
-    // The first r pixels start the sums: slot k += x[col] * g[r + col - k].
-    for col in 0..R {
-        let p = load(col);
-        for (k, a) in acc.iter_mut().enumerate().take(R + 1 + col) {
-            let gk = g[R + col - k];
-            for l in 0..LANES {
-                a[l] = p[l].mul_add(gk, a[l]);
-            }
+    let mut o = [0.0f32; L];
+    let mut m = [0.0f32; L];
+    if FUSED {
+        for l in 0..L {
+            o[l] = p[l].mul_add(g[0], st.sums[0][l]);
+        }
+    } else {
+        for l in 0..L {
+            m[l] = p[l] * g[0];
+            o[l] = st.sums[0][l] + m[l];
         }
     }
-    let steps = n - R;
-    let grouped = steps - steps % 4;
-    // `pending`: the newest sum is the unrounded product prev * g[0].
-    let mut pending = false;
-    let mut prev = [0.0f32; LANES];
-    for s in 0..steps {
-        let p = load(R + s);
-        let fused = s < grouped && s % 4 != 3;
-        let mut o = [0.0f32; LANES];
-        let mut m = [0.0f32; LANES];
-        if fused {
-            for l in 0..LANES {
-                o[l] = p[l].mul_add(g[0], acc[0][l]);
-            }
-        } else {
-            for l in 0..LANES {
-                m[l] = p[l] * g[0];
-                o[l] = acc[0][l] + m[l];
-            }
-        }
-        store(s, &o);
-        for j in 1..w - 1 {
-            let (lo, hi) = acc.split_at_mut(j);
-            for l in 0..LANES {
-                lo[j - 1][l] = p[l].mul_add(g[j], hi[0][l]);
-            }
-        }
-        if pending {
-            for l in 0..LANES {
-                acc[w - 2][l] = prev[l].mul_add(g[0], p[l] * g[w - 1]);
-            }
-        } else {
-            for l in 0..LANES {
-                acc[w - 2][l] = p[l].mul_add(g[w - 1], acc[w - 1][l]);
-            }
-        }
-        if fused {
-            pending = true;
-            prev = p;
-        } else {
-            pending = false;
-            acc[w - 1] = m;
+    io.store(at, &o);
+    for j in 1..W - 1 {
+        for l in 0..L {
+            st.sums[j - 1][l] = p[l].mul_add(g[j], st.sums[j][l]);
         }
     }
-    for (k, a) in acc.iter().enumerate().take(R) {
-        store(n - R + k, a);
+    if PENDING {
+        for l in 0..L {
+            st.sums[W - 2][l] = st.prev[l].mul_add(g[0], p[l] * g[W - 1]);
+        }
+    } else {
+        for l in 0..L {
+            st.sums[W - 2][l] = p[l].mul_add(g[W - 1], st.sums[W - 1][l]);
+        }
+    }
+    if FUSED {
+        st.prev = *p;
+    } else {
+        st.sums[W - 1] = m;
     }
 }
 
