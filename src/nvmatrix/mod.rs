@@ -9,7 +9,17 @@
 //! stride equals the leading dimension); kernels that read strided images take the
 //! stride as an argument, as cudaconv2 does.
 
+pub mod aggregate;
+pub mod curand;
 pub mod intrinsics;
+pub mod ops;
+pub mod product;
+
+pub use aggregate::{Aggregator, Max, Min, Sum};
+pub use curand::{CurandState, RandomStreams, NUM_RND_STREAMS};
+pub use ops::{BinaryOp, TernaryOp, UnaryOp};
+
+use crate::cudaconv2::{require, ShapeError};
 
 /// Where a matrix's elements live. One enum so that the CUDA backend (device memory)
 /// slots in beside host memory without touching the layers.
@@ -39,13 +49,28 @@ impl NvMatrix {
     /// `NVMatrix(rows, cols, isTrans)`: a zero-filled matrix (the original leaves device
     /// memory uninitialised; we never expose unwritten memory).
     pub fn new(rows: usize, cols: usize, trans: bool) -> NvMatrix {
-        NvMatrix { rows, cols, trans, storage: Storage::Host(vec![0.0; rows * cols]) }
+        NvMatrix {
+            rows,
+            cols,
+            trans,
+            storage: Storage::Host(vec![0.0; rows * cols]),
+        }
     }
 
     /// A matrix over `data` in the given orientation; `data.len()` must be `rows*cols`.
     pub fn from_vec(rows: usize, cols: usize, trans: bool, data: Vec<f32>) -> NvMatrix {
-        assert_eq!(data.len(), rows * cols, "NvMatrix::from_vec: {rows}x{cols} needs {} values", rows * cols);
-        NvMatrix { rows, cols, trans, storage: Storage::Host(data) }
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "NvMatrix::from_vec: {rows}x{cols} needs {} values",
+            rows * cols
+        );
+        NvMatrix {
+            rows,
+            cols,
+            trans,
+            storage: Storage::Host(data),
+        }
     }
 
     /// `getNumRows()`.
@@ -70,11 +95,19 @@ impl NvMatrix {
     }
     /// `getLeadingDim()`: the length of the contiguous direction.
     pub fn leading_dim(&self) -> usize {
-        if self.trans { self.rows } else { self.cols }
+        if self.trans {
+            self.rows
+        } else {
+            self.cols
+        }
     }
     /// `getFollowingDim()`: the other dimension.
     pub fn following_dim(&self) -> usize {
-        if self.trans { self.cols } else { self.rows }
+        if self.trans {
+            self.cols
+        } else {
+            self.rows
+        }
     }
     /// `getStride()`: distance between consecutive rows (row-major) or columns
     /// (column-major). Matrices we own are contiguous.
@@ -107,7 +140,11 @@ impl NvMatrix {
 
     /// Offset of logical element `(i, j)` in memory.
     pub fn index(&self, i: usize, j: usize) -> usize {
-        if self.trans { j * self.rows + i } else { i * self.cols + j }
+        if self.trans {
+            j * self.rows + i
+        } else {
+            i * self.cols + j
+        }
     }
     /// Element `(i, j)`.
     pub fn get(&self, i: usize, j: usize) -> f32 {
@@ -144,8 +181,138 @@ impl NvMatrix {
     }
     /// `reshape(rows, cols)`: same element count, same memory.
     pub fn reshape(&mut self, rows: usize, cols: usize) {
-        assert_eq!(rows * cols, self.len(), "NvMatrix::reshape: element count must not change");
+        assert_eq!(
+            rows * cols,
+            self.len(),
+            "NvMatrix::reshape: element count must not change"
+        );
         self.rows = rows;
         self.cols = cols;
+    }
+
+    /// `NVMatrix(const NVMatrix& like)`: a matrix of `like`'s shape and orientation whose
+    /// contents are not copied (zero here; the original leaves them unset).
+    pub fn like(like: &NvMatrix) -> NvMatrix {
+        NvMatrix::new(like.rows, like.cols, like.trans)
+    }
+    /// `truncate()`: `resize(0, 0)`.
+    pub fn truncate(&mut self) {
+        self.resize(0, 0);
+    }
+    /// `isContiguous()`: always true for the matrices we own (slices are copies).
+    pub fn is_contiguous(&self) -> bool {
+        true
+    }
+    /// `transpose(bool trans)` (soft): brings the matrix to the requested orientation by
+    /// swapping its dimensions (no data moves); returns the old orientation.
+    pub fn transpose_to(&mut self, trans: bool) -> bool {
+        let old = self.trans;
+        if old != trans {
+            self.transpose_view();
+        }
+        old
+    }
+    /// A borrowed view of the whole matrix.
+    pub fn view(&self) -> MatView<'_> {
+        MatView {
+            data: self.data(),
+            rows: self.rows,
+            cols: self.cols,
+            trans: self.trans,
+        }
+    }
+    /// `getTranspose()`: the soft transpose as a view of the same memory (swapped
+    /// dimensions, flipped orientation); this matrix is unchanged.
+    pub fn get_transpose(&self) -> MatView<'_> {
+        self.view().get_transpose()
+    }
+}
+
+/// A borrowed, contiguous matrix: what the original's view objects (`getTranspose()`,
+/// `reshaped()`) are used for in products, without copying.
+#[derive(Clone, Copy, Debug)]
+pub struct MatView<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    trans: bool,
+}
+
+impl<'a> MatView<'a> {
+    /// A view over `data` (`rows*cols` values, in the given orientation).
+    pub fn new(data: &'a [f32], rows: usize, cols: usize, trans: bool) -> MatView<'a> {
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "MatView::new: {rows}x{cols} needs {} values",
+            rows * cols
+        );
+        MatView {
+            data,
+            rows,
+            cols,
+            trans,
+        }
+    }
+    /// `getNumRows()`.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// `getNumCols()`.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// `isTrans()`.
+    pub fn is_trans(&self) -> bool {
+        self.trans
+    }
+    /// `getLeadingDim()`.
+    pub fn leading_dim(&self) -> usize {
+        if self.trans {
+            self.rows
+        } else {
+            self.cols
+        }
+    }
+    /// The elements in memory order.
+    pub fn data(&self) -> &'a [f32] {
+        self.data
+    }
+    /// `getTranspose()`: swapped dimensions, flipped orientation, same memory.
+    pub fn get_transpose(self) -> MatView<'a> {
+        MatView {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            trans: !self.trans,
+        }
+    }
+    /// `reshaped(rows, cols)`: same memory and orientation, other shape.
+    pub fn reshaped(self, rows: usize, cols: usize) -> Result<MatView<'a>, ShapeError> {
+        require(
+            rows * cols == self.data.len(),
+            "NVMatrix::reshaped",
+            "numRows*numCols == getNumElements()",
+        )?;
+        Ok(MatView {
+            data: self.data,
+            rows,
+            cols,
+            trans: self.trans,
+        })
+    }
+    /// Element `(i, j)`.
+    pub fn get(&self, i: usize, j: usize) -> f32 {
+        self.data[if self.trans {
+            j * self.rows + i
+        } else {
+            i * self.cols + j
+        }]
+    }
+}
+
+impl<'a> From<&'a NvMatrix> for MatView<'a> {
+    fn from(m: &'a NvMatrix) -> MatView<'a> {
+        m.view()
     }
 }
