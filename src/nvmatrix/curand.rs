@@ -200,7 +200,8 @@ fn box_muller(x: u32, y: u32) -> (f32, f32) {
     let v = (y as f32).mul_add(f32::from_bits(0x30C9_0FDB), f32::from_bits(0x3049_0FDB));
     let l = -2.0 * logf(u);
     let s = (if u == 0.0 { f32::INFINITY } else { l }).sqrt();
-    let (sin, cos) = ((v as f64).sin() as f32, (v as f64).cos() as f32);
+    let (sin, cos) = (v as f64).sin_cos();
+    let (sin, cos) = (sin as f32, cos as f32);
     (s * sin, s * cos)
 }
 

@@ -42,15 +42,20 @@ fn at(v: &MatView<'_>, i: usize, j: usize) -> f32 {
 }
 
 /// `acc[j][i] = fma(a[p][i], b[p][j], acc[j][i])` for `p` in order, on one 16x6 tile
-/// of `c` (column-major, `ldc`).
+/// of `c` (column-major, `ldc`). `a` holds 16 values per `p`; `b` holds the 6 values
+/// of step `p` at `b[p*ldb..]`.
 #[inline(always)]
-fn micro(a: &[f32], b: &[f32], c: &mut [f32], ldc: usize) {
+fn micro(kc: usize, a: &[f32], b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
+    assert!(a.len() >= kc * MR && (kc == 0 || b.len() >= (kc - 1) * ldb + NR));
+    assert!(c.len() >= (NR - 1) * ldc + MR);
     let mut acc = [[0f32; MR]; NR];
     for (j, col) in acc.iter_mut().enumerate() {
         col.copy_from_slice(&c[j * ldc..j * ldc + MR]);
     }
-    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
-        let ap: &[f32; MR] = ap.try_into().unwrap();
+    for p in 0..kc {
+        // SAFETY: in bounds by the asserts above.
+        let ap: &[f32; MR] = unsafe { &*(a.as_ptr().add(p * MR) as *const [f32; MR]) };
+        let bp: &[f32; NR] = unsafe { &*(b.as_ptr().add(p * ldb) as *const [f32; NR]) };
         for (col, &bj) in acc.iter_mut().zip(bp) {
             for (x, &ai) in col.iter_mut().zip(ap) {
                 *x = ai.mul_add(bj, *x);
@@ -62,6 +67,37 @@ fn micro(a: &[f32], b: &[f32], c: &mut [f32], ldc: usize) {
     }
 }
 
+thread_local! {
+    /// Per-thread scratch: the accumulator tile and a packed `B` strip.
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// `A` packed once: for each strip of 16 rows, for each `p`, the strip's 16 values
+/// (zero past the last row).
+fn pack_a(a: &MatView<'_>) -> Vec<f32> {
+    let (m, k) = (a.rows(), a.cols());
+    let strips = m.div_ceil(MR);
+    let mut packed = vec![0f32; strips * MR * k];
+    let out = SharedOut::new(&mut packed);
+    let task = |s: usize| {
+        // SAFETY: strip `s` owns its `16*k` values.
+        let strip = unsafe { out.slice(s * MR * k, MR * k) };
+        let rows = (m - s * MR).min(MR);
+        for ii in 0..rows {
+            let i = s * MR + ii;
+            for p in 0..k {
+                strip[p * MR + ii] = at(a, i, p);
+            }
+        }
+    };
+    if m * k < 1 << 18 {
+        (0..strips).for_each(task);
+    } else {
+        for_each_task(strips, task);
+    }
+    packed
+}
+
 /// `C = alpha*A*B + beta*C` with `C` column-major `m x n` (`ldc = m`), in the order of
 /// the module doc. `A` is `m x k`, `B` is `k x n`.
 fn sgemm(a: &MatView<'_>, b: &MatView<'_>, alpha: f32, beta: f32, c: &mut [f32]) {
@@ -69,6 +105,7 @@ fn sgemm(a: &MatView<'_>, b: &MatView<'_>, alpha: f32, beta: f32, c: &mut [f32])
     if m == 0 || n == 0 {
         return;
     }
+    let apacked = pack_a(a);
     let (mblocks, nblocks) = (m.div_ceil(MC), n.div_ceil(NB));
     let out = SharedOut::new(c);
     let task = |t: usize| {
@@ -76,49 +113,65 @@ fn sgemm(a: &MatView<'_>, b: &MatView<'_>, alpha: f32, beta: f32, c: &mut [f32])
         let (i0, j0) = (ib * MC, jb * NB);
         let (mc, nb) = ((m - i0).min(MC), (n - j0).min(NB));
         let (mp, np) = (mc.div_ceil(MR) * MR, nb.div_ceil(NR) * NR);
-        let mut tile = vec![0f32; mp * np];
-        let mut apack = vec![0f32; mp * KC];
-        let mut bpack = vec![0f32; np * KC];
-        for p0 in (0..k).step_by(KC) {
-            let kc = (k - p0).min(KC);
-            for s in 0..mp / MR {
-                let strip = &mut apack[s * MR * kc..(s + 1) * MR * kc];
-                for p in 0..kc {
-                    for ii in 0..MR {
-                        let i = s * MR + ii;
-                        strip[p * MR + ii] = if i < mc { at(a, i0 + i, p0 + p) } else { 0.0 };
+        SCRATCH.with(|scratch| {
+            let (tile, bpack) = &mut *scratch.borrow_mut();
+            tile.clear();
+            tile.resize(mp * np, 0.0);
+            bpack.resize(NR * KC, 0.0);
+            for p0 in (0..k).step_by(KC) {
+                let kc = (k - p0).min(KC);
+                for s in 0..np / NR {
+                    let j = j0 + s * NR;
+                    // Packed (also for a row-major B, whose rows may be 4 KiB apart
+                    // and then collide in the cache).
+                    let bd = b.data();
+                    if b.is_trans() {
+                        for jj in 0..NR {
+                            let col = (j + jj < n)
+                                .then(|| &bd[(j + jj) * k + p0..(j + jj) * k + p0 + kc]);
+                            for p in 0..kc {
+                                bpack[p * NR + jj] = col.map_or(0.0, |c| c[p]);
+                            }
+                        }
+                    } else {
+                        let w = (n - j).min(NR);
+                        for p in 0..kc {
+                            let row = &bd[(p0 + p) * n + j..];
+                            let dst = &mut bpack[p * NR..(p + 1) * NR];
+                            for (jj, d) in dst.iter_mut().enumerate() {
+                                *d = if jj < w { row[jj] } else { 0.0 };
+                            }
+                        }
+                    }
+                    let (bs, ldb) = (&bpack[..], NR);
+                    for r in 0..mp / MR {
+                        let strip = (i0 / MR + r) * MR * k + p0 * MR;
+                        micro(
+                            kc,
+                            &apacked[strip..],
+                            bs,
+                            ldb,
+                            &mut tile[s * NR * mp + r * MR..],
+                            mp,
+                        );
                     }
                 }
             }
-            for s in 0..np / NR {
-                let strip = &mut bpack[s * NR * kc..(s + 1) * NR * kc];
-                for p in 0..kc {
-                    for jj in 0..NR {
-                        let j = s * NR + jj;
-                        strip[p * NR + jj] = if j < nb { at(b, p0 + p, j0 + j) } else { 0.0 };
+            for j in 0..nb {
+                // SAFETY: this task owns rows i0..i0+mc of column j0+j.
+                let col = unsafe { out.slice((j0 + j) * m + i0, mc) };
+                let acc = &tile[j * mp..j * mp + mc];
+                if beta == 0.0 {
+                    for (c, &x) in col.iter_mut().zip(acc) {
+                        *c = alpha * x;
                     }
-                }
-            }
-            for s in 0..np / NR {
-                let bs = &bpack[s * NR * kc..(s + 1) * NR * kc];
-                for r in 0..mp / MR {
-                    let as_ = &apack[r * MR * kc..(r + 1) * MR * kc];
-                    micro(as_, bs, &mut tile[s * NR * mp + r * MR..], mp);
-                }
-            }
-        }
-        for j in 0..nb {
-            for i in 0..mc {
-                let acc = tile[j * mp + i];
-                let k_out = (j0 + j) * m + i0 + i;
-                let v = if beta == 0.0 {
-                    alpha * acc
                 } else {
-                    beta.mul_add(out.get(k_out), alpha * acc)
-                };
-                out.set(k_out, v);
+                    for (c, &x) in col.iter_mut().zip(acc) {
+                        *c = beta.mul_add(*c, alpha * x);
+                    }
+                }
             }
-        }
+        });
     };
     let tasks = mblocks * nblocks;
     if m * n * k < 1 << 18 {
