@@ -616,6 +616,7 @@ fn aggregations_every_kernel() {
         );
     }
     reg_products(&mut reg);
+    reg_eltwise(&mut reg);
     reg_random(&mut reg);
     reg_total(&mut reg);
     reg.finish();
@@ -969,10 +970,83 @@ fn cuda_logf_is_within_one_ulp() {
     assert_eq!(cuda_logf(f32::INFINITY), f32::INFINITY);
 }
 
+/// Large enough (>= 2^16 elements) for the threaded path of the elementwise loop.
+fn reg_eltwise(reg: &mut Regression) {
+    let a = mat(800, 300, 401, false, 0.1, 2.0);
+    let b = mat(801, 300, 401, true, 0.1, 2.0);
+    let c = mat(802, 300, 401, false, -1.0, 1.0);
+    let col = mat(803, 300, 1, false, 0.5, 2.0);
+    let cases: Vec<(&str, Box<dyn Fn() -> NvMatrix + Sync>)> = vec![
+        (
+            "weighted_add mixed",
+            Box::new(|| {
+                let mut t = NvMatrix::new(300, 401, true);
+                a.add_to(&b, 0.3, -1.7, &mut t).unwrap();
+                t
+            }),
+        ),
+        (
+            "divide mixed",
+            Box::new(|| {
+                let mut t = NvMatrix::new(300, 401, false);
+                b.eltwise_divide_to(&a, &mut t).unwrap();
+                t
+            }),
+        ),
+        (
+            "logistic to trans",
+            Box::new(|| {
+                let mut t = NvMatrix::new(300, 401, true);
+                c.apply_to(unary::Logistic, &mut t);
+                t
+            }),
+        ),
+        (
+            "exp log pow",
+            Box::new(|| {
+                let mut t = a.clone();
+                t.apply(unary::Exp);
+                t.apply(unary::Log);
+                t.pow(1.5);
+                t
+            }),
+        ),
+        (
+            "ternary",
+            Box::new(|| {
+                let mut t = NvMatrix::default();
+                a.apply_ternary_to(ternary::Add, &c, &a, &mut t).unwrap();
+                t
+            }),
+        ),
+        (
+            "add_vector",
+            Box::new(|| {
+                let mut t = NvMatrix::default();
+                c.add_vector_to(&col, -0.5, &mut t).unwrap();
+                t
+            }),
+        ),
+        (
+            "divide_by_vector",
+            Box::new(|| {
+                let mut t = c.clone();
+                t.eltwise_divide_by_vector(&col).unwrap();
+                t
+            }),
+        ),
+        ("flip_trans", Box::new(|| b.flip_trans())),
+    ];
+    for (name, f) in cases {
+        let v = same_bits_any_threads(name, || f().into_vec());
+        reg.case(&format!("eltwise {name}"), &v);
+    }
+}
+
 fn reg_random(reg: &mut Regression) {
-    let n = 40_000;
-    let base = mat(700, 200, 200, false, 0.0, 1.0);
-    let sd = mat(701, 200, 200, false, 0.1, 2.0);
+    let n = 90_000;
+    let base = mat(700, 300, 300, false, 0.0, 1.0);
+    let sd = mat(701, 300, 300, false, 0.1, 2.0);
     let run = |what: &str| {
         let mut rnd = RandomStreams::init_random(123);
         let mut m = base.clone();
