@@ -976,7 +976,8 @@ fn reg_eltwise(reg: &mut Regression) {
     let b = mat(801, 300, 401, true, 0.1, 2.0);
     let c = mat(802, 300, 401, false, -1.0, 1.0);
     let col = mat(803, 300, 1, false, 0.5, 2.0);
-    let cases: Vec<(&str, Box<dyn Fn() -> NvMatrix + Sync>)> = vec![
+    type Case<'a> = (&'a str, Box<dyn Fn() -> NvMatrix + Sync + 'a>);
+    let cases: Vec<Case> = vec![
         (
             "weighted_add mixed",
             Box::new(|| {

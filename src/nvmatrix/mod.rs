@@ -7,7 +7,17 @@
 //! innermost"); the three "trans" layers flip the flag to read the same memory as a
 //! column-major `(cases, outputs)` matrix. Matrices we own are contiguous (the row
 //! stride equals the leading dimension); kernels that read strided images take the
-//! stride as an argument, as cudaconv2 does.
+//! stride as an argument, as cudaconv2 does. Views of the original that the layers use
+//! in products (`getTranspose()`, `reshaped()`) are [`MatView`]s; slices are copies
+//! (`slice(..., target)`, `copy(dest, ...)` into a block).
+//!
+//! Operations, by original file part: [`ops`] (functors, `apply*`, named elementwise
+//! ops, copies, `flipTrans`, `tile`), [`aggregate`] (`sum/max/min`, `addSum`, `sum()`,
+//! `dotProduct`), [`product`] (`rightMult`, `addProduct`), [`curand`] (cuRAND XORWOW,
+//! `initRandom`, `randomize*`). Not ported (CPU storage has no use for them):
+//! `copyFromHost`/`copyToHost`, the cuBLAS allocation, non-owning strided views,
+//! `argMax`, and the 2012 code's device-management API (`setDeviceID`,
+//! `canAccessDevice`, `initCublas`, `getClone`, `HostNVMatrix`).
 
 pub mod aggregate;
 pub mod curand;

@@ -10,7 +10,7 @@
 //! `kRowVectorOp`, `kColVectorOp`) computes each output element as one call of the
 //! functor on the operands' elements at the same logical position; the transposing
 //! kernels only change which thread does it. So one loop does them all here
-//! ([`eltwise`]), over the target's memory order, reading each operand through its own
+//! (`eltwise`), over the target's memory order, reading each operand through its own
 //! row and column strides. What we port exactly is the *target rule*: which shape and
 //! orientation the target gets (see each function).
 //!
@@ -736,7 +736,10 @@ impl NvMatrix {
 
     /// `applyBinaryV(op, vec, target)`: `target` is always resized like `this`
     /// (orientation included); `op(this(i,j), vec[k])` with `k` by the rule of
-    /// [`NvMatrix::vector_src`] (`kColVectorOp` / `kRowVectorOp`).
+    /// the original: `k` is the memory line (a row of a row-major matrix, a column of a
+    /// column-major one; `kColVectorOp`) when `vec.rows == rows && !isTrans() ||
+    /// vec.cols == cols && isTrans()`, else the position along the line
+    /// (`kRowVectorOp`).
     pub fn apply_binary_v_to(
         &self,
         op: impl BinaryOp,
