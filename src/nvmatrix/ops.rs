@@ -401,6 +401,12 @@ impl Src {
     unsafe fn at(&self, i: usize, j: usize) -> f32 {
         *self.ptr.add(i * self.rs + j * self.cs)
     }
+    /// The operand's pointer `offset` elements on (a method, so that closures capture
+    /// the whole `Src`).
+    #[inline]
+    unsafe fn line(&self, offset: usize) -> *const f32 {
+        self.ptr.add(offset)
+    }
     /// A block of `m` from `(r0, c0)`.
     fn of(m: &NvMatrix, r0: usize, c0: usize) -> Src {
         let (rs, cs) = if m.is_trans() {
@@ -431,6 +437,11 @@ impl Dst {
     #[inline]
     unsafe fn put(&self, f: usize, l: usize, v: f32) {
         *self.ptr.add(f * self.stride + l) = v;
+    }
+    /// The start of memory line `f`.
+    #[inline]
+    unsafe fn line(&self, f: usize) -> *mut f32 {
+        self.ptr.add(f * self.stride)
     }
     /// A `rows x cols` block of `m` from `(r0, c0)`.
     fn block(m: &mut NvMatrix, r0: usize, c0: usize, rows: usize, cols: usize) -> Dst {
@@ -472,8 +483,42 @@ unsafe fn eltwise<const N: usize>(srcs: [Src; N], dst: Dst, f: impl Fn([f32; N])
         return;
     }
     let tasks = following.div_ceil(FB);
+    // Each operand's steps along a memory line of the target and across lines.
+    let along: [usize; N] =
+        std::array::from_fn(|k| if dst.trans { srcs[k].rs } else { srcs[k].cs });
+    let across: [usize; N] =
+        std::array::from_fn(|k| if dst.trans { srcs[k].cs } else { srcs[k].rs });
+    let contiguous = along.iter().all(|&s| s == 1);
+    let lines = along.iter().all(|&s| s <= 1);
     let run = |t: usize| {
         let (f0, f1) = (t * FB, ((t + 1) * FB).min(following));
+        if contiguous {
+            // Every operand runs along the target's lines: plain line loops.
+            for fi in f0..f1 {
+                let base: [*const f32; N] =
+                    std::array::from_fn(|k| unsafe { srcs[k].line(fi * across[k]) });
+                let out = unsafe { dst.line(fi) };
+                for li in 0..leading {
+                    let x: [f32; N] = std::array::from_fn(|k| unsafe { *base[k].add(li) });
+                    unsafe { *out.add(li) = f(x) };
+                }
+            }
+            return;
+        }
+        if lines {
+            // Operands along the lines or broadcast along them (`kColVectorOp`).
+            for fi in f0..f1 {
+                let base: [*const f32; N] =
+                    std::array::from_fn(|k| unsafe { srcs[k].line(fi * across[k]) });
+                let out = unsafe { dst.line(fi) };
+                for li in 0..leading {
+                    let x: [f32; N] =
+                        std::array::from_fn(|k| unsafe { *base[k].add(li * along[k]) });
+                    unsafe { *out.add(li) = f(x) };
+                }
+            }
+            return;
+        }
         for l0 in (0..leading).step_by(LB) {
             let l1 = (l0 + LB).min(leading);
             for fi in f0..f1 {
