@@ -7,9 +7,29 @@
 //! innermost"); the three "trans" layers flip the flag to read the same memory as a
 //! column-major `(cases, outputs)` matrix. Matrices we own are contiguous (the row
 //! stride equals the leading dimension); kernels that read strided images take the
-//! stride as an argument, as cudaconv2 does.
+//! stride as an argument, as cudaconv2 does. Views of the original that the layers use
+//! in products (`getTranspose()`, `reshaped()`) are [`MatView`]s; slices are copies
+//! (`slice(..., target)`, `copy(dest, ...)` into a block).
+//!
+//! Operations, by original file part: [`ops`] (functors, `apply*`, named elementwise
+//! ops, copies, `flipTrans`, `tile`), [`aggregate`] (`sum/max/min`, `addSum`, `sum()`,
+//! `dotProduct`), [`product`] (`rightMult`, `addProduct`), [`curand`] (cuRAND XORWOW,
+//! `initRandom`, `randomize*`). Not ported (CPU storage has no use for them):
+//! `copyFromHost`/`copyToHost`, the cuBLAS allocation, non-owning strided views,
+//! `argMax`, and the 2012 code's device-management API (`setDeviceID`,
+//! `canAccessDevice`, `initCublas`, `getClone`, `HostNVMatrix`).
 
+pub mod aggregate;
+pub mod curand;
 pub mod intrinsics;
+pub mod ops;
+pub mod product;
+
+pub use aggregate::{Aggregator, Max, Min, Sum};
+pub use curand::{CurandState, RandomStreams, NUM_RND_STREAMS};
+pub use ops::{BinaryOp, TernaryOp, UnaryOp};
+
+use crate::cudaconv2::{require, ShapeError};
 
 /// Where a matrix's elements live. One enum so that the CUDA backend (device memory)
 /// slots in beside host memory without touching the layers.
@@ -178,5 +198,131 @@ impl NvMatrix {
         );
         self.rows = rows;
         self.cols = cols;
+    }
+
+    /// `NVMatrix(const NVMatrix& like)`: a matrix of `like`'s shape and orientation whose
+    /// contents are not copied (zero here; the original leaves them unset).
+    pub fn like(like: &NvMatrix) -> NvMatrix {
+        NvMatrix::new(like.rows, like.cols, like.trans)
+    }
+    /// `truncate()`: `resize(0, 0)`.
+    pub fn truncate(&mut self) {
+        self.resize(0, 0);
+    }
+    /// `isContiguous()`: always true for the matrices we own (slices are copies).
+    pub fn is_contiguous(&self) -> bool {
+        true
+    }
+    /// `transpose(bool trans)` (soft): brings the matrix to the requested orientation by
+    /// swapping its dimensions (no data moves); returns the old orientation.
+    pub fn transpose_to(&mut self, trans: bool) -> bool {
+        let old = self.trans;
+        if old != trans {
+            self.transpose_view();
+        }
+        old
+    }
+    /// A borrowed view of the whole matrix.
+    pub fn view(&self) -> MatView<'_> {
+        MatView {
+            data: self.data(),
+            rows: self.rows,
+            cols: self.cols,
+            trans: self.trans,
+        }
+    }
+    /// `getTranspose()`: the soft transpose as a view of the same memory (swapped
+    /// dimensions, flipped orientation); this matrix is unchanged.
+    pub fn get_transpose(&self) -> MatView<'_> {
+        self.view().get_transpose()
+    }
+}
+
+/// A borrowed, contiguous matrix: what the original's view objects (`getTranspose()`,
+/// `reshaped()`) are used for in products, without copying.
+#[derive(Clone, Copy, Debug)]
+pub struct MatView<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    trans: bool,
+}
+
+impl<'a> MatView<'a> {
+    /// A view over `data` (`rows*cols` values, in the given orientation).
+    pub fn new(data: &'a [f32], rows: usize, cols: usize, trans: bool) -> MatView<'a> {
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "MatView::new: {rows}x{cols} needs {} values",
+            rows * cols
+        );
+        MatView {
+            data,
+            rows,
+            cols,
+            trans,
+        }
+    }
+    /// `getNumRows()`.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// `getNumCols()`.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// `isTrans()`.
+    pub fn is_trans(&self) -> bool {
+        self.trans
+    }
+    /// `getLeadingDim()`.
+    pub fn leading_dim(&self) -> usize {
+        if self.trans {
+            self.rows
+        } else {
+            self.cols
+        }
+    }
+    /// The elements in memory order.
+    pub fn data(&self) -> &'a [f32] {
+        self.data
+    }
+    /// `getTranspose()`: swapped dimensions, flipped orientation, same memory.
+    pub fn get_transpose(self) -> MatView<'a> {
+        MatView {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            trans: !self.trans,
+        }
+    }
+    /// `reshaped(rows, cols)`: same memory and orientation, other shape.
+    pub fn reshaped(self, rows: usize, cols: usize) -> Result<MatView<'a>, ShapeError> {
+        require(
+            rows * cols == self.data.len(),
+            "NVMatrix::reshaped",
+            "numRows*numCols == getNumElements()",
+        )?;
+        Ok(MatView {
+            data: self.data,
+            rows,
+            cols,
+            trans: self.trans,
+        })
+    }
+    /// Element `(i, j)`.
+    pub fn get(&self, i: usize, j: usize) -> f32 {
+        self.data[if self.trans {
+            j * self.rows + i
+        } else {
+            i * self.cols + j
+        }]
+    }
+}
+
+impl<'a> From<&'a NvMatrix> for MatView<'a> {
+    fn from(m: &'a NvMatrix) -> MatView<'a> {
+        m.view()
     }
 }
