@@ -1,5 +1,6 @@
 //! imgActs (cudaconv2/img_acts.cu): float64 reference on small and awkward shapes of
-//! every variant, the gradient of a float64 filterActs by finite differences, the
+//! every variant (and, bit for bit, a naive f32 loop in the original's operation order),
+//! the gradient of a float64 filterActs by finite differences, the
 //! sparse kernel's region-count quirk, exact-bits regression goldens (every variant the
 //! dispatch can pick and the nets' shapes) with 1 and 2 threads, and bad shapes.
 
@@ -326,6 +327,53 @@ impl Case {
         out
     }
 
+    /// The documented operation sequence, naively in f32: per output, `acc = 0`, then
+    /// `acc = fma(w, h, acc)` over the modules holding the pixel (rows, then columns,
+    /// ascending) and the group's filters (ascending); then `fma(t, scaleTargets,
+    /// scaleOutput*acc)` or `scaleOutput*acc`. Unvisited elements keep `t0`.
+    fn exact_order(&self, hid: &[f32], fil: &[f32], t0: &[f32]) -> Vec<f32> {
+        let (my, mx, nfc, fs) = (self.my(), self.mx(), self.nfc(), self.fs);
+        let fpg = self.filters / self.groups;
+        let (px_count, n_img) = (self.img_y * self.img_x, self.images);
+        let mut out = t0.to_vec();
+        for (s, g, y, x) in self.visits() {
+            for c in 0..nfc {
+                let oc = self
+                    .sparse
+                    .as_ref()
+                    .map_or(g * nfc + c, |(_, ci)| ci[g * nfc + c] as usize);
+                let row = (s * self.colors + oc) * px_count + y * self.img_x + x;
+                for n in 0..n_img {
+                    let mut acc = 0f32;
+                    for mi in 0..my {
+                        for mj in 0..mx {
+                            let dy = y as i64 - (mi * self.stride) as i64 + self.pad as i64;
+                            let dx = x as i64 - (mj * self.stride) as i64 + self.pad as i64;
+                            if dy < 0 || dx < 0 || dy >= fs as i64 || dx >= fs as i64 {
+                                continue;
+                            }
+                            let m = mi * mx + mj;
+                            let fbase = if self.local { m * nfc * fs * fs } else { 0 };
+                            let wrow = (fbase + c * fs * fs + dy as usize * fs + dx as usize)
+                                * self.filters;
+                            for f in g * fpg..(g + 1) * fpg {
+                                acc =
+                                    fil[wrow + f].mul_add(hid[(f * my * mx + m) * n_img + n], acc);
+                            }
+                        }
+                    }
+                    let i = row * n_img + n;
+                    out[i] = if self.scale_targets == 0.0 {
+                        self.scale_output * acc
+                    } else {
+                        t0[i].mul_add(self.scale_targets, self.scale_output * acc)
+                    };
+                }
+            }
+        }
+        out
+    }
+
     fn check_reference(&self, what: &str) {
         let (hid, fil) = (self.hid(), self.filter_matrix());
         let t0 = self.initial_targets();
@@ -334,6 +382,16 @@ impl Case {
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         let want = self.reference(hid.data(), fil.data(), t0.data());
         assert_close(what, t.data(), &want, 2e-6);
+        let exact = self.exact_order(hid.data(), fil.data(), t0.data());
+        let bad = t
+            .data()
+            .iter()
+            .zip(&exact)
+            .position(|(a, b)| a.to_bits() != b.to_bits());
+        assert!(
+            bad.is_none(),
+            "{what}: element {bad:?} differs from the documented operation sequence"
+        );
     }
 }
 

@@ -32,14 +32,19 @@
 //!
 //! # CPU layout
 //!
-//! `hidActs` is first copied (per call) into a packed layout `[module][image block of
-//! 16][filter][16 images]`, zero-padded past `numImages`, so that the inner loop streams
-//! contiguous memory (in the original layout consecutive filters of one module are
-//! `numModules*numImages` floats apart). Tasks are (pixel, block of 16 images, block of
-//! up to 4 colours of one group); each keeps 4x16 accumulators in registers, the 16
-//! images being SIMD lanes that all run the same operation sequence. Every output
-//! element is computed entirely inside one task, so the bits do not depend on the thread
-//! count, the lane width or the blocking.
+//! Per call, `hidActs` is copied into `[module][image block of 16][filter][16 images]`
+//! (zero past `numImages`) and the filters into `[(module,)][filter pixel][group][colour
+//! block][filter][colour of the block]`, so that the inner loop streams contiguous memory
+//! (in the original layouts consecutive filters of one module are `numModules*numImages`
+//! floats apart). The copies live in buffers kept by the calling thread between calls.
+//! Tasks are (block of 16 images, pixel, up to 16 blocks of up to 4 colours of one
+//! group), in that order so that one image block's hidActs around the current pixel row
+//! stay in L2. A task walks the pixel's modules a few at a time (row by row, columns
+//! ascending); for each colour block it runs those modules' filters with 4 colours x 16
+//! images of accumulators in registers, the 16 images being SIMD lanes that all run the
+//! same operation sequence. Every output element is computed entirely inside one task,
+//! in the order above, so the bits do not depend on the thread count, the lane width or
+//! the blocking.
 
 use super::{divup, require, ShapeError};
 use crate::nvmatrix::NvMatrix;
@@ -178,7 +183,10 @@ pub fn img_acts_variant(
 /// `targets = scale_targets*targets + scale_output*result` and their size must match.
 ///
 /// Tier: **exact** (the operation sequence of the original kernels; see the module
-/// documentation). Bad shapes (the original's host asserts) give `Err`.
+/// documentation). Bad shapes (the original's host asserts) give `Err`, and so do the
+/// zero divisors its host code would crash on and `moduleStride == 0`. Where the
+/// original's launch itself fails (no images or no pixels: an empty grid; more than
+/// 65535 pixels with `numFilterColors % 8 == 0`: grid `y` too large) we compute anyway.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_img_acts(
     hid_acts: &NvMatrix,
@@ -842,10 +850,13 @@ fn run(
             scale_targets,
             scale_output,
         };
+        // Tasks in the order (image block, pixel, colour blocks): consecutive tasks
+        // sweep the pixels for one image block, so the hidActs of the module rows
+        // around the current pixel row and all the filters stay in L2.
         let chunks = divup(jobs.len(), JOBS_PER_TASK);
-        let per_pixel = blocks * chunks;
-        for_each_task(d.img_pixels * per_pixel, |t| {
-            let (p, nb, chunk) = (t / per_pixel, (t % per_pixel) / chunks, t % chunks);
+        let per_block = d.img_pixels * chunks;
+        for_each_task(blocks * per_block, |t| {
+            let (nb, p, chunk) = (t / per_block, (t % per_block) / chunks, t % chunks);
             let jobs = &jobs[chunk * JOBS_PER_TASK..jobs.len().min((chunk + 1) * JOBS_PER_TASK)];
             pixel_task(&sh, jobs, p / d.img_x, p % d.img_x, nb);
         });
@@ -935,30 +946,41 @@ fn pixel_task(sh: &Shared, jobs: &[ColorJob], y: usize, x: usize, nb: usize) {
         }
     }
     let mut acc = [[[0f32; LANES]; COLOR_BLOCK]; JOBS_PER_TASK];
+    // A few modules of one row at a time: each colour block runs over them with its
+    // accumulators in registers, and their hidActs (about 16 KiB) stay in L1 for the
+    // next colour block.
+    const ROW: usize = 8;
+    let row = (16384 / (nf * LANES * 4)).clamp(1, ROW);
+    let mut h_at = [0usize; ROW];
+    let mut w_at = [0usize; ROW];
     for my in my0..my1 {
         let py = (y as isize - d.padding_start) as usize - my * d.stride;
-        for mx in mx0..mx1 {
-            let px = (x as isize - d.padding_start) as usize - mx * d.stride;
-            let m = my * d.modules_x + mx;
-            let module = if d.conv { 0 } else { m };
-            let w_pixel = (module * d.filter_pixels + py * d.filter_size + px)
-                * d.num_filters
-                * d.num_filter_colors;
-            let h_module = (m * blocks + nb) * d.num_filters;
+        let mut mx = mx0;
+        while mx < mx1 {
+            let k = row.min(mx1 - mx);
+            for (i, (h, w)) in h_at.iter_mut().zip(&mut w_at).take(k).enumerate() {
+                let px = (x as isize - d.padding_start) as usize - (mx + i) * d.stride;
+                let m = my * d.modules_x + mx + i;
+                let module = if d.conv { 0 } else { m };
+                *w = (module * d.filter_pixels + py * d.filter_size + px)
+                    * d.num_filters
+                    * d.num_filter_colors;
+                *h = (m * blocks + nb) * d.num_filters * LANES;
+            }
+            mx += k;
             for (j, job) in jobs.iter().enumerate() {
                 if !visit[j] {
                     continue;
                 }
-                let f0 = job.group * nf;
-                let w = &sh.packed_filters
-                    [w_pixel + (job.group * d.num_filter_colors + job.fc0) * nf..];
-                let h = &sh.packed[(h_module + f0) * LANES..][..nf * LANES];
+                let h_job = job.group * nf * LANES;
+                let w_job = (job.group * d.num_filter_colors + job.fc0) * nf;
+                let modules = (&h_at[..k], h_job, &w_at[..k], w_job);
                 let a = &mut acc[j];
                 match job.n {
-                    1 => accumulate::<1>(a, h, w),
-                    2 => accumulate::<2>(a, h, w),
-                    3 => accumulate::<3>(a, h, w),
-                    _ => accumulate::<4>(a, h, w),
+                    1 => accumulate::<1>(a, sh.packed, sh.packed_filters, modules, nf),
+                    2 => accumulate::<2>(a, sh.packed, sh.packed_filters, modules, nf),
+                    3 => accumulate::<3>(a, sh.packed, sh.packed_filters, modules, nf),
+                    _ => accumulate::<4>(a, sh.packed, sh.packed_filters, modules, nf),
                 }
             }
         }
@@ -1060,27 +1082,37 @@ impl V8 {
     }
 }
 
-/// `acc[c][i] = fma(w[f*C + c], h[f*LANES + i], acc[c][i])` for f ascending: the inner
-/// loop, on the first `C` colours of `acc`.
+/// For each module `k` in order, `acc[c][i] = fma(w[f*C + c], h[f*LANES + i], acc[c][i])`
+/// for f ascending, with `h = packed[h_at[k] + h_job..]` and `w = filters[w_at[k] +
+/// w_job..]`: the inner loop, on the first `C` colours of `acc`.
 #[inline(always)]
-fn accumulate<const C: usize>(acc: &mut [[f32; LANES]; COLOR_BLOCK], h: &[f32], w: &[f32]) {
+fn accumulate<const C: usize>(
+    acc: &mut [[f32; LANES]; COLOR_BLOCK],
+    packed: &[f32],
+    filters: &[f32],
+    (h_at, h_job, w_at, w_job): (&[usize], usize, &[usize], usize),
+    nf: usize,
+) {
     const V: usize = LANES / 8;
     // numFiltersPerGroup is a multiple of 16 (asserted); UNROLL filters per iteration.
     const UNROLL: usize = 4;
-    let nf = h.len() / LANES;
-    assert!(nf % UNROLL == 0 && w.len() >= nf * C);
+    assert!(nf % UNROLL == 0);
     let mut a: [[V8; V]; C] =
         std::array::from_fn(|c| std::array::from_fn(|v| V8::load(&acc[c][v * 8..])));
-    for (hs, ws) in h
-        .chunks_exact(UNROLL * LANES)
-        .zip(w.chunks_exact(UNROLL * C))
-    {
-        for u in 0..UNROLL {
-            let hv: [V8; V] = std::array::from_fn(|v| V8::load(&hs[u * LANES + v * 8..]));
-            for c in 0..C {
-                let wv = ws[u * C + c];
-                for v in 0..V {
-                    a[c][v] = hv[v].fma_into(wv, a[c][v]);
+    for (&hk, &wk) in h_at.iter().zip(w_at) {
+        let h = &packed[hk + h_job..][..nf * LANES];
+        let w = &filters[wk + w_job..][..nf * C];
+        for (hs, ws) in h
+            .chunks_exact(UNROLL * LANES)
+            .zip(w.chunks_exact(UNROLL * C))
+        {
+            for u in 0..UNROLL {
+                let hv: [V8; V] = std::array::from_fn(|v| V8::load(&hs[u * LANES + v * 8..]));
+                for c in 0..C {
+                    let wv = ws[u * C + c];
+                    for v in 0..V {
+                        a[c][v] = hv[v].fma_into(wv, a[c][v]);
+                    }
                 }
             }
         }
