@@ -240,7 +240,7 @@ impl Case {
         let nfc = self.nfc();
         let groups_per_set = self.colors / nfc;
         let mut v = Vec::new();
-        let medium_sparse = self.sparse.is_some() && nfc % 8 != 0;
+        let medium_sparse = self.sparse.is_some() && !nfc.is_multiple_of(8);
         if !medium_sparse {
             let gps = if self.sparse.is_some() {
                 self.groups / self.over_sample()
@@ -558,7 +558,7 @@ fn sparse_mediumcolor_region_quirk() {
     c.sparse = Some((
         4,
         (0..6)
-            .flat_map(|g| (0..4).map(move |i| ((g % 2) * 4 + i) as i32))
+            .flat_map(|g: i32| (0..4).map(move |i| (g % 2) * 4 + i))
             .collect(),
     ));
     assert!(c.visits().iter().any(|&(s, g, _, _)| s == 1 && g == 4));

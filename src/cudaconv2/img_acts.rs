@@ -46,6 +46,9 @@
 //! in the order above, so the bits do not depend on the thread count, the lane width or
 //! the blocking.
 
+// The host code's divisibility tests keep the original's `a % b == 0` form.
+#![allow(clippy::manual_is_multiple_of)]
+
 use super::{divup, require, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
@@ -60,11 +63,10 @@ const COLOR_BLOCK: usize = 4;
 /// [`COLOR_BLOCK`], as even as possible: `(first colour, count)`.
 fn color_blocks(n: usize) -> impl Iterator<Item = (usize, usize)> {
     let blocks = divup(n, COLOR_BLOCK);
-    let (base, extra) = if blocks == 0 {
-        (0, 0)
-    } else {
-        (n / blocks, n % blocks)
-    };
+    let (base, extra) = (
+        n.checked_div(blocks).unwrap_or(0),
+        n.checked_rem(blocks).unwrap_or(0),
+    );
     (0..blocks).map(move |b| (b * base + b.min(extra), base + usize::from(b < extra)))
 }
 
