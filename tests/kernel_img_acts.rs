@@ -976,6 +976,34 @@ fn bad_shapes_give_err() {
     .is_err());
     assert!(local_img_acts(&hid, &fil, &mut t, 7, 7, my, pad, 1, 16, 1, 0.0, 1.0).is_err());
 
+    // Empty images or no images: nothing to compute, no panic.
+    for (iy, ix) in [(0, 0), (0, 7), (7, 0)] {
+        assert!(call(&hid, &fil, &mut t, iy, ix, my, pad, 1, 16, 1, 0.0).is_ok());
+        assert_eq!(t.len(), 0);
+        let m = Case::new(6, 8, 64, 3, 1, 1, 4).groups(4).sparse(4);
+        let ci = &m.sparse.as_ref().unwrap().1;
+        let r = conv_img_acts_sparse(
+            &m.hid(),
+            &m.filter_matrix(),
+            &mut t,
+            ci,
+            iy,
+            ix,
+            m.my(),
+            -1,
+            1,
+            8,
+            4,
+            4,
+            0.0,
+            1.0,
+        );
+        assert!(r.is_ok());
+    }
+    let none = NvMatrix::new(32 * 49, 0, false);
+    assert!(call(&none, &fil, &mut t, 7, 7, my, pad, 1, 16, 1, 0.0).is_ok());
+    assert_eq!((t.rows(), t.cols()), (16 * 49, 0));
+
     // Sparse.
     let s = Case::new(6, 16, 64, 3, 1, 1, 4).groups(4).sparse(8);
     let (sh, sf) = (s.hid(), s.filter_matrix());
@@ -1065,4 +1093,72 @@ fn bad_shapes_give_err() {
         .is_err(),
         "sparse target rows"
     );
+}
+
+/// Random arguments, consistent or perturbed: `Ok` or `Err`, never a panic.
+#[test]
+fn random_arguments_never_panic() {
+    let mut r = convnet::synthetic::SplitMix64::new(42);
+    let mut pick = |n: u64| (r.next_u64() % n) as usize;
+    let mut oks = 0;
+    for _ in 0..2000 {
+        // A consistent shape...
+        let (fs, groups) = (1 + pick(4), 1 + pick(4));
+        let (pad, stride) = (pick(fs as u64), 1 + pick(fs as u64));
+        let (mut iy, mut ix) = (fs + pick(6), fs + pick(6));
+        let modules = |img: usize| 1 + (img + 2 * pad - fs).div_ceil(stride);
+        let (mut my, mx) = (modules(iy), modules(ix));
+        let mut nfc = [1, 2, 3, 4, 6, 8, 16][pick(7)];
+        let mut colors = nfc * groups;
+        let mut filters = 16 * groups * (1 + pick(2));
+        let local = pick(2) == 0;
+        let mult = if local { my * mx } else { 1 };
+        let mut frows = mult * nfc * fs * fs;
+        let images = pick(40);
+        let mut ci: Vec<i32> = (0..groups * nfc).map(|i| (i % colors) as i32).collect();
+        let mut pad_start = -(pad as i32);
+        // ... with one argument perturbed, often.
+        match pick(12) {
+            0 => iy += pick(5),
+            1 => ix = pick(12),
+            2 => my = pick(9),
+            3 => nfc = pick(10),
+            4 => colors = pick(18),
+            5 => filters = pick(70),
+            6 => frows = pick(80),
+            7 => {
+                let i = pick(ci.len() as u64);
+                ci[i] = pick(19) as i32 - 1
+            }
+            8 => pad_start = pick(3) as i32 - 1,
+            _ => {}
+        }
+        let hid = NvMatrix::new(filters * my * mx, images, pick(16) == 0);
+        let fil = NvMatrix::new(frows, filters, pick(16) == 0);
+        let st = if pick(2) == 0 { 0.0 } else { 0.5 };
+        let over = if colors > 0 {
+            (nfc * groups / colors).max(1)
+        } else {
+            1
+        };
+        let mut t = NvMatrix::new(over * colors * iy * ix, images, pick(16) == 0);
+        let (s, g, c, n) = (stride, groups, colors, nfc);
+        let results = if local {
+            [
+                local_img_acts(&hid, &fil, &mut t, iy, ix, my, pad_start, s, c, g, st, 1.0),
+                local_img_acts_sparse(
+                    &hid, &fil, &mut t, &ci, iy, ix, my, pad_start, s, c, n, g, st, 1.0,
+                ),
+            ]
+        } else {
+            [
+                conv_img_acts(&hid, &fil, &mut t, iy, ix, my, pad_start, s, c, g, st, 1.0),
+                conv_img_acts_sparse(
+                    &hid, &fil, &mut t, &ci, iy, ix, my, pad_start, s, c, n, g, st, 1.0,
+                ),
+            ]
+        };
+        oks += results.iter().filter(|r| r.is_ok()).count();
+    }
+    assert!(oks > 100, "only {oks} valid calls");
 }

@@ -688,6 +688,9 @@ fn img_acts_sparse(
         "dColorIndices holds numGroups * numFilterColors entries",
     )?;
 
+    if d.img_pixels == 0 || d.num_images == 0 {
+        return Ok(()); // nothing to compute (the original's empty grid fails to launch)
+    }
     // The slices the kernel's grid writes, with their groups (the region-count quirk of
     // the mediumcolor kernel; see conv_img_acts_sparse).
     let groups_per_colour_set = num_img_colors / num_filter_colors; // = numGroups / overSample
