@@ -1136,11 +1136,7 @@ fn random_arguments_never_panic() {
         let hid = NvMatrix::new(filters * my * mx, images, pick(16) == 0);
         let fil = NvMatrix::new(frows, filters, pick(16) == 0);
         let st = if pick(2) == 0 { 0.0 } else { 0.5 };
-        let over = if colors > 0 {
-            (nfc * groups / colors).max(1)
-        } else {
-            1
-        };
+        let over = (nfc * groups).checked_div(colors).unwrap_or(1).max(1);
         let mut t = NvMatrix::new(over * colors * iy * ix, images, pick(16) == 0);
         let (s, g, c, n) = (stride, groups, colors, nfc);
         let results = if local {
