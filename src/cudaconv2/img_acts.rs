@@ -667,9 +667,7 @@ fn img_acts_sparse(
         )?;
     }
     let rows = over_sample * num_img_colors * d.img_pixels;
-    if scale_targets == 0.0 {
-        targets.resize(rows, d.num_images);
-    } else {
+    if scale_targets != 0.0 {
         require(
             targets.rows() == rows,
             function,
@@ -689,6 +687,9 @@ fn img_acts_sparse(
     )?;
 
     if d.img_pixels == 0 || d.num_images == 0 {
+        if scale_targets == 0.0 {
+            targets.resize(rows, d.num_images);
+        }
         return Ok(()); // nothing to compute (the original's empty grid fails to launch)
     }
     // The slices the kernel's grid writes, with their groups (the region-count quirk of
@@ -763,6 +764,10 @@ fn img_acts_sparse(
                 });
             }
         }
+    }
+    // (Checked before touching the targets, so that an `Err` leaves them as they were.)
+    if scale_targets == 0.0 {
+        targets.resize(rows, d.num_images);
     }
     run(
         hid_acts.data(),
