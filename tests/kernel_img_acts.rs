@@ -1042,6 +1042,13 @@ fn bad_shapes_give_err() {
         sp(&dup, 16, 8, 4, &mut t).is_err(),
         "duplicate colour in a slice"
     );
+    let mut keep = NvMatrix::new(5, 4, false);
+    assert!(sp(&dup, 16, 8, 4, &mut keep).is_err());
+    assert_eq!(
+        (keep.rows(), keep.cols()),
+        (5, 4),
+        "an Err leaves the targets alone"
+    );
     let mut out = ci.clone();
     out[3] = 16;
     assert!(
