@@ -860,13 +860,19 @@ fn run(
             scale_targets,
             scale_output,
         };
-        // Tasks in the order (image block, pixel, colour blocks): consecutive tasks
-        // sweep the pixels for one image block, so the hidActs of the module rows
-        // around the current pixel row and all the filters stay in L2.
+        // Conv: tasks in the order (image block, pixel, colour blocks), so that one
+        // image block's hidActs of the module rows around the current pixel row and all
+        // the (shared) filters stay in L2. Local: (pixel, image block, colour blocks),
+        // so that the pixel's modules' own filters are reused by every image block.
         let chunks = divup(jobs.len(), JOBS_PER_TASK);
         let per_block = d.img_pixels * chunks;
         for_each_task(blocks * per_block, |t| {
-            let (nb, p, chunk) = (t / per_block, (t % per_block) / chunks, t % chunks);
+            let chunk = t % chunks;
+            let (nb, p) = if d.conv {
+                (t / per_block, (t % per_block) / chunks)
+            } else {
+                ((t / chunks) % blocks, t / (blocks * chunks))
+            };
             let jobs = &jobs[chunk * JOBS_PER_TASK..jobs.len().min((chunk + 1) * JOBS_PER_TASK)];
             pixel_task(&sh, jobs, p / d.img_x, p % d.img_x, nb);
         });
