@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod cudaconv2;
 pub mod data;
+pub mod layers;
 pub mod nvmatrix;
 pub mod options;
 pub mod parallel;
