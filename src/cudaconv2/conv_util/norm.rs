@@ -1132,8 +1132,8 @@ pub fn normalize_local_weights(
 /// outside the polynomials' range (non-positive, subnormal, infinite or NaN `x`;
 /// `ex2` arguments outside `[-125, 127]`), is recomputed with [`crate::nvmatrix::intrinsics::powf`]
 /// itself. The agreement is checked on every positive normal f32 (`lg2`) and every
-/// f32 in `[-125, 127]` (`ex2`) by the ignored test `exhaustive_against_libm`, and on a
-/// sample in the ordinary tests.
+/// normal f32 in `[-127, 127]` (`ex2`) by the ignored test `exhaustive_against_libm`
+/// (all equal; 2^-10 of the lanes fall back), and on a sample in the ordinary tests.
 mod fast_pow {
     use crate::nvmatrix::intrinsics;
 
