@@ -5,7 +5,20 @@
 //! are JSON objects, one per measurement, e.g.
 //! `{"kernel": "filterActs", "case": "18pct-conv2", "gflops": 61.2, "of_peak": 0.55}`.
 
+use crate::cudaconv2::conv_util::norm::{
+    conv_response_norm, conv_response_norm_cross_map, conv_response_norm_cross_map_undo,
+    conv_response_norm_undo,
+};
+use crate::cudaconv2::conv_util::pool::{
+    conv_local_avg_undo, conv_local_max_undo, conv_local_pool, AvgPooler, MaxPooler,
+};
+use crate::cudaconv2::filter_acts::{conv_filter_acts, local_filter_acts};
+use crate::cudaconv2::img_acts::{conv_img_acts, local_img_acts};
+use crate::cudaconv2::shapes::{ConvShape, NET_SHAPES};
+use crate::cudaconv2::weight_acts::{conv_weight_acts, local_weight_acts};
+use crate::nvmatrix::NvMatrix;
 use crate::parallel;
+use crate::synthetic::uniform;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -55,7 +68,8 @@ pub fn peak_gflops() -> f64 {
     flops_per_thread * n as f64 / secs / 1e9
 }
 
-/// Copy bandwidth in GB/s (bytes read plus bytes written) for a buffer of `bytes`,
+/// Copy bandwidth in GB/s (bytes read plus bytes written) for a buffer of `bytes`
+/// (so moving `2*bytes`),
 /// split over the worker threads as the kernels split their outputs.
 pub fn copy_gbps(bytes: usize) -> f64 {
     let n = bytes / 4;
@@ -91,9 +105,21 @@ pub struct Line {
     pub bytes: Option<f64>,
 }
 
+/// A memory-bound line: its time against a copy of the same number of bytes.
+fn mem_line(kernel: &'static str, case: &str, secs: f64, bytes: f64) -> Line {
+    Line {
+        kernel,
+        case: case.into(),
+        secs,
+        flops: None,
+        bytes: Some(bytes),
+    }
+}
+
 impl Line {
-    /// The JSON object printed for this line, given the machine's peak and copy rate.
-    pub fn json(&self, peak_gflops: f64, copy_gbps: f64) -> String {
+    /// The JSON object printed for this line, given the machine's peak; memory-bound
+    /// lines are compared with a copy of the same number of bytes, measured here.
+    pub fn json(&self, peak_gflops: f64) -> String {
         let mut s = format!(
             "{{\"kernel\": \"{}\", \"case\": \"{}\"",
             self.kernel, self.case
@@ -104,6 +130,7 @@ impl Line {
         }
         if let Some(b) = self.bytes {
             let g = b / self.secs / 1e9;
+            let copy_gbps = copy_gbps(b as usize / 2);
             s += &format!(
                 ", \"gbps\": {g:.1}, \"copy_time_ratio\": {:.2}",
                 copy_gbps / g
@@ -113,9 +140,401 @@ impl Line {
     }
 }
 
+/// The three convolution kernels of one shape, run on seeded inputs.
+struct Conv {
+    s: ConvShape,
+    images: NvMatrix,
+    filters: NvMatrix,
+    hid: NvMatrix,
+    out: NvMatrix,
+}
+
+impl Conv {
+    fn new(s: ConvShape) -> Conv {
+        let n = s.images;
+        let pixels = s.img_size * s.img_size;
+        let m = |rows: usize, cols: usize, seed: u64| {
+            NvMatrix::from_vec(rows, cols, false, uniform(seed, rows * cols, -1.0, 1.0))
+        };
+        Conv {
+            images: m(s.colors * pixels, n, 1),
+            filters: m(s.filter_rows(), s.filters, 2),
+            hid: m(s.filters * s.modules(), n, 3),
+            out: NvMatrix::default(),
+            s,
+        }
+    }
+
+    fn filter_acts(&mut self) {
+        let s = self.s;
+        let f = if s.local {
+            local_filter_acts
+        } else {
+            conv_filter_acts
+        };
+        f(
+            &self.images,
+            &self.filters,
+            &mut self.out,
+            s.img_size,
+            s.modules_x,
+            s.modules_x,
+            s.padding_start(),
+            s.stride,
+            s.colors,
+            s.groups,
+            0.0,
+            1.0,
+        )
+        .expect("bench shapes are valid");
+    }
+
+    fn img_acts(&mut self) {
+        let s = self.s;
+        let f = if s.local {
+            local_img_acts
+        } else {
+            conv_img_acts
+        };
+        f(
+            &self.hid,
+            &self.filters,
+            &mut self.out,
+            s.img_size,
+            s.img_size,
+            s.modules_x,
+            s.padding_start(),
+            s.stride,
+            s.colors,
+            s.groups,
+            0.0,
+            1.0,
+        )
+        .expect("bench shapes are valid");
+    }
+
+    fn weight_acts(&mut self) {
+        let s = self.s;
+        let (args, p) = (
+            (
+                s.img_size,
+                s.modules_x,
+                s.modules_x,
+                s.filter_size,
+                s.padding_start(),
+                s.stride,
+                s.colors,
+                s.groups,
+            ),
+            s.partial_sum,
+        );
+        let r = if s.local {
+            local_weight_acts(
+                &self.images,
+                &self.hid,
+                &mut self.out,
+                args.0,
+                args.1,
+                args.2,
+                args.3,
+                args.4,
+                args.5,
+                args.6,
+                args.7,
+                0.0,
+                1.0,
+            )
+        } else {
+            conv_weight_acts(
+                &self.images,
+                &self.hid,
+                &mut self.out,
+                args.0,
+                args.1,
+                args.2,
+                args.3,
+                args.4,
+                args.5,
+                args.6,
+                args.7,
+                p,
+                0.0,
+                1.0,
+            )
+        };
+        r.expect("bench shapes are valid");
+    }
+}
+
+/// A pooling layer of our nets: channels, image size, window, stride, pooler.
+struct Pool {
+    name: &'static str,
+    channels: usize,
+    img: usize,
+    size: usize,
+    stride: usize,
+    max: bool,
+}
+
+const POOLS: &[Pool] = &[
+    Pool {
+        name: "18pct-pool1",
+        channels: 32,
+        img: 32,
+        size: 3,
+        stride: 2,
+        max: true,
+    },
+    Pool {
+        name: "18pct-pool2",
+        channels: 32,
+        img: 16,
+        size: 3,
+        stride: 2,
+        max: false,
+    },
+    Pool {
+        name: "alexnet-pool1",
+        channels: 48,
+        img: 55,
+        size: 3,
+        stride: 2,
+        max: true,
+    },
+];
+
+/// Output size of a pooling layer (the parser's `outputsX` for start 0).
+fn pool_outputs(img: usize, size: usize, stride: usize) -> usize {
+    (img - size).div_ceil(stride) + 1
+}
+
+fn pool_lines(p: &Pool, min_secs: f64) -> Vec<Line> {
+    let n = 128;
+    let px = p.img * p.img;
+    let out_x = pool_outputs(p.img, p.size, p.stride);
+    let images = NvMatrix::from_vec(
+        p.channels * px,
+        n,
+        false,
+        uniform(4, p.channels * px * n, -1.0, 1.0),
+    );
+    let mut acts = NvMatrix::default();
+    let in_bytes = (p.channels * px * n * 4) as f64;
+    let out_bytes = (p.channels * out_x * out_x * n * 4) as f64;
+    let fwd = |acts: &mut NvMatrix| {
+        let r = if p.max {
+            conv_local_pool(
+                &images, acts, p.channels, p.size, 0, p.stride, out_x, MaxPooler,
+            )
+        } else {
+            conv_local_pool(
+                &images, acts, p.channels, p.size, 0, p.stride, out_x, AvgPooler,
+            )
+        };
+        r.expect("bench shapes are valid");
+    };
+    let secs = best_secs(|| fwd(&mut acts), min_secs);
+    let mut lines = vec![mem_line(
+        "convLocalPool",
+        p.name,
+        secs,
+        in_bytes + out_bytes,
+    )];
+    let grads = NvMatrix::from_vec(acts.rows(), n, false, uniform(5, acts.len(), -1.0, 1.0));
+    let mut target = NvMatrix::default();
+    let (kernel, secs, bytes) = if p.max {
+        let secs = best_secs(
+            || {
+                conv_local_max_undo(
+                    &images,
+                    &grads,
+                    &acts,
+                    &mut target,
+                    p.size,
+                    0,
+                    p.stride,
+                    out_x,
+                    0.0,
+                    1.0,
+                )
+                .expect("bench shapes are valid")
+            },
+            min_secs,
+        );
+        ("convLocalMaxUndo", secs, 2.0 * in_bytes + 2.0 * out_bytes)
+    } else {
+        let secs = best_secs(
+            || {
+                conv_local_avg_undo(
+                    &grads,
+                    &mut target,
+                    p.size,
+                    0,
+                    p.stride,
+                    out_x,
+                    p.img,
+                    0.0,
+                    1.0,
+                )
+                .expect("bench shapes are valid")
+            },
+            min_secs,
+        );
+        ("convLocalAvgUndo", secs, in_bytes + out_bytes)
+    };
+    lines.push(mem_line(kernel, p.name, secs, bytes));
+    lines
+}
+
+/// A normalisation layer of our nets: channels, image size, window, cross-map or not.
+struct Norm {
+    name: &'static str,
+    channels: usize,
+    img: usize,
+    size: usize,
+    cross_map: bool,
+}
+
+const NORMS: &[Norm] = &[
+    Norm {
+        name: "18pct-rnorm2",
+        channels: 32,
+        img: 8,
+        size: 3,
+        cross_map: false,
+    },
+    Norm {
+        name: "18pct-rnorm1",
+        channels: 32,
+        img: 16,
+        size: 3,
+        cross_map: false,
+    },
+    Norm {
+        name: "alexnet-cmrnorm1",
+        channels: 48,
+        img: 55,
+        size: 5,
+        cross_map: true,
+    },
+];
+
+/// Forward and undo of one normalisation layer. The forward moves images, denoms and
+/// target; the undo reads outGrads, denoms, inputs and acts, rewrites acts, writes
+/// the target.
+fn norm_lines(p: &Norm, min_secs: f64) -> Vec<Line> {
+    let (n, rows) = (128, p.channels * p.img * p.img);
+    let m = |seed| NvMatrix::from_vec(rows, n, false, uniform(seed, rows * n, -1.0, 1.0));
+    let (images, grads) = (m(6), m(7));
+    let (mut denoms, mut acts, mut target) = (
+        NvMatrix::default(),
+        NvMatrix::default(),
+        NvMatrix::default(),
+    );
+    let (add, pow) = (0.001, 0.75);
+    let bytes = (rows * n * 4) as f64;
+    let fwd = |denoms: &mut NvMatrix, acts: &mut NvMatrix| {
+        let r = if p.cross_map {
+            conv_response_norm_cross_map(&images, denoms, acts, p.channels, p.size, add, pow, false)
+        } else {
+            conv_response_norm(&images, denoms, acts, p.channels, p.size, add, pow)
+        };
+        r.expect("bench shapes are valid");
+    };
+    let (kernel, undo) = if p.cross_map {
+        ("convResponseNormCrossMap", "convResponseNormCrossMapUndo")
+    } else {
+        ("convResponseNorm", "convResponseNormUndo")
+    };
+    let secs = best_secs(|| fwd(&mut denoms, &mut acts), min_secs);
+    let mut lines = vec![mem_line(kernel, p.name, secs, 3.0 * bytes)];
+    let secs = best_secs(
+        || {
+            fwd(&mut denoms, &mut acts);
+            let r = if p.cross_map {
+                conv_response_norm_cross_map_undo(
+                    &grads,
+                    &denoms,
+                    &images,
+                    &mut acts,
+                    &mut target,
+                    p.channels,
+                    p.size,
+                    add,
+                    pow,
+                    false,
+                    0.0,
+                    1.0,
+                )
+            } else {
+                conv_response_norm_undo(
+                    &grads,
+                    &denoms,
+                    &images,
+                    &mut acts,
+                    &mut target,
+                    p.channels,
+                    p.size,
+                    add,
+                    pow,
+                    0.0,
+                    1.0,
+                )
+            };
+            r.expect("bench shapes are valid");
+        },
+        min_secs,
+    );
+    // The undo overwrites acts, so each run redoes the forward; its time is subtracted.
+    let secs = secs - lines[0].secs;
+    lines.push(mem_line(undo, p.name, secs, 6.0 * bytes));
+    lines
+}
+
 /// Runs every kernel benchmark whose kernel or case name contains `only`, each for at
-/// least `min_secs`.
-pub fn kernels(only: Option<&str>, min_secs: f64) -> Vec<Line> {
-    let _ = (only, min_secs);
-    Vec::new()
+/// least `min_secs`: filterActs, imgActs and weightActs at every shape of
+/// [`NET_SHAPES`] (128 images), then the pooling and normalisation layers of our nets.
+/// Memory-bound lines count the bytes the kernel must read and write.
+pub fn kernels(only: Option<&str>, min_secs: f64, mut emit: impl FnMut(Line)) {
+    let wanted =
+        |kernel: &str, case: &str| only.is_none_or(|o| kernel.contains(o) || case.contains(o));
+    for &s in NET_SHAPES {
+        let mut c = Conv::new(s);
+        let runs: [(&'static str, fn(&mut Conv)); 3] = [
+            ("filterActs", Conv::filter_acts),
+            ("imgActs", Conv::img_acts),
+            ("weightActs", Conv::weight_acts),
+        ];
+        for (kernel, run) in runs {
+            if wanted(kernel, s.name) {
+                let secs = best_secs(|| run(&mut c), min_secs);
+                emit(Line {
+                    kernel,
+                    case: s.name.into(),
+                    secs,
+                    flops: Some(s.flops()),
+                    bytes: None,
+                });
+            }
+        }
+    }
+    for p in POOLS {
+        if wanted("convLocalPool", p.name)
+            || wanted("convLocalMaxUndo", p.name)
+            || wanted("convLocalAvgUndo", p.name)
+        {
+            pool_lines(p, min_secs)
+                .into_iter()
+                .filter(|l| wanted(l.kernel, &l.case))
+                .for_each(&mut emit);
+        }
+    }
+    for p in NORMS {
+        if wanted("convResponseNorm", p.name) {
+            norm_lines(p, min_secs)
+                .into_iter()
+                .filter(|l| wanted(l.kernel, &l.case))
+                .for_each(&mut emit);
+        }
+    }
 }

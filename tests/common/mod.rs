@@ -29,18 +29,29 @@ pub fn bits_hash(v: &[f32]) -> String {
 
 impl Regression {
     pub fn new(group: &str) -> Regression {
-        Regression { group: group.to_string(), lines: Vec::new() }
+        Regression {
+            group: group.to_string(),
+            lines: Vec::new(),
+        }
     }
 
     fn path(&self) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden/kernels").join(format!("{}.tsv", self.group))
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("golden/kernels")
+            .join(format!("{}.tsv", self.group))
     }
 
     /// Records case `name` with output `out`.
     pub fn case(&mut self, name: &str, out: &[f32]) {
-        assert!(!self.lines.iter().any(|(n, _)| n == name), "duplicate regression case {name}");
+        assert!(
+            !self.lines.iter().any(|(n, _)| n == name),
+            "duplicate regression case {name}"
+        );
         let head: Vec<String> = out.iter().take(4).map(|x| format!("{x:e}")).collect();
-        self.lines.push((name.to_string(), format!("{}\t{}\t{}", bits_hash(out), out.len(), head.join(" "))));
+        self.lines.push((
+            name.to_string(),
+            format!("{}\t{}\t{}", bits_hash(out), out.len(), head.join(" ")),
+        ));
     }
 
     /// Compares every recorded case with the golden file (or rewrites it when
@@ -67,9 +78,11 @@ impl Regression {
         for (n, l) in &self.lines {
             match golden.iter().find(|(g, _)| g == n) {
                 None => bad.push(format!("{n}: not in {}", path.display())),
-                Some((_, g)) if g.split('\t').next() != l.split('\t').next() => {
-                    bad.push(format!("{n}: golden {g}\n{:w$}  ours   {l}", "", w = n.len()))
-                }
+                Some((_, g)) if g.split('\t').next() != l.split('\t').next() => bad.push(format!(
+                    "{n}: golden {g}\n{:w$}  ours   {l}",
+                    "",
+                    w = n.len()
+                )),
                 _ => {}
             }
         }
@@ -78,7 +91,12 @@ impl Regression {
                 bad.push(format!("{g}: in the golden file but not run"));
             }
         }
-        assert!(bad.is_empty(), "{} regression mismatches:\n{}", self.group, bad.join("\n"));
+        assert!(
+            bad.is_empty(),
+            "{} regression mismatches:\n{}",
+            self.group,
+            bad.join("\n")
+        );
     }
 }
 
@@ -89,7 +107,11 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
     let scale = want.iter().fold(0f64, |m, x| m.max(x.abs())).max(1.0);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g as f64 - w).abs();
-        assert!(err <= tol * scale, "{what}: element {i}: got {g}, float64 reference {w} (error {err:e}, allowed {:e})", tol * scale);
+        assert!(
+            err <= tol * scale,
+            "{what}: element {i}: got {g}, float64 reference {w} (error {err:e}, allowed {:e})",
+            tol * scale
+        );
     }
 }
 
