@@ -1296,7 +1296,7 @@ mod tests {
     /// Every positive normal f32 through `lg2`, every f32 in [-125, 127] through `ex2`
     /// (minutes in release mode: `cargo test --release --lib exhaustive -- --ignored`).
     #[test]
-    #[ignore]
+    #[ignore = "exhaustive over all f32, minutes: cargo test --release --lib exhaustive -- --ignored"]
     fn exhaustive_against_libm() {
         let fallbacks = std::sync::atomic::AtomicU64::new(0);
         let lo = 0x0080_0000u32;
