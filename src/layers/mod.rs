@@ -26,29 +26,14 @@ pub mod kernels;
 pub mod lr;
 pub mod neuron;
 
-use crate::nvmatrix::intrinsics::fdividef;
 use crate::parallel::{for_each_task, SharedOut};
 
 /// Elements per task of the element-wise drivers.
 const CHUNK: usize = 1 << 14;
 
-/// `__fdividef(x, y)` as sm_75 SASS expands `div.approx.f32`, split in its two
-/// operands so that a caller can reproduce ptxas' contraction of the final product
-/// into an FFMA: returns `(x', r)` with `x / y ≈ x' * r`, where `r` is the reciprocal
-/// of `y` (`MUFU.RCP`, emulated by `fdividef(1, ·)`: correctly rounded, 0 for
-/// `2^126 < |y| < 2^128`) and, for a subnormal divisor `|y| < 2^-126`, both operands
-/// are first multiplied by 2^24 as the machine code does. For normal divisors
-/// `x' * r == fdividef(x, y)` bit for bit.
-#[inline(always)]
-fn div_approx_parts(x: f32, y: f32) -> (f32, f32) {
-    // Written with selects (a multiplication by 1 is exact) so that loops vectorise.
-    let s = if y.abs() < f32::MIN_POSITIVE {
-        16_777_216.0
-    } else {
-        1.0
-    };
-    (x * s, fdividef(1.0, y * s))
-}
+/// `__fdividef(x, y)` in its two operands (`nvmatrix::intrinsics::fdividef_parts`), so
+/// that a caller can reproduce ptxas' contraction of the final product into an FFMA.
+use crate::nvmatrix::intrinsics::fdividef_parts as div_approx_parts;
 
 /// [`div_approx_parts`] for a divisor that is the same for every element: `(s, r)`
 /// with `x' = x * s` (`s` is 1 or 2^24).

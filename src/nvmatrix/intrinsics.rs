@@ -46,15 +46,41 @@ pub fn powf(x: f32, y: f32) -> f32 {
     ex2_approx(y * lg2_approx(x))
 }
 
+/// `MUFU.RCP`, the reciprocal `div.approx` multiplies by: `1/y` correctly rounded, and
+/// 0 for `2^126 < |y| < 2^128` as the CUDA programming guide documents for
+/// `__fdividef`.
+#[inline(always)]
+fn rcp_approx(y: f32) -> f32 {
+    let huge = y.abs() > f32::from_bits(0x7E80_0000) && y.is_finite();
+    if huge {
+        0.0
+    } else {
+        1.0 / y
+    }
+}
+
+/// `__fdividef(x, y)` as the machine code (sm_75 SASS) expands `div.approx.f32`, in its
+/// two operands: `(x', r)` with `x / y ≈ x' * r`, `r` the reciprocal of the divisor
+/// (see `rcp_approx`); for a subnormal divisor (`|y| < 2^-126`) both operands are first
+/// multiplied by 2^24. A caller whose final product ptxas contracts into an FFMA uses
+/// the parts; everyone else [`fdividef`].
+#[inline(always)]
+pub fn fdividef_parts(x: f32, y: f32) -> (f32, f32) {
+    // Selects rather than branches, so that loops over it vectorise.
+    let s = if y.abs() < f32::MIN_POSITIVE {
+        16_777_216.0
+    } else {
+        1.0
+    };
+    (x * s, rcp_approx(y * s))
+}
+
 /// `__fdividef(x, y)`: `x * (1/y)`; 0 when `2^126 < |y| < 2^128` (and NaN for an
-/// infinite `x` there), as the CUDA programming guide documents.
+/// infinite `x` there); subnormal divisors rescaled as the machine code does.
 #[inline]
 pub fn fdividef(x: f32, y: f32) -> f32 {
-    let ay = y.abs();
-    if ay > f32::from_bits(0x7E80_0000) && ay.is_finite() {
-        return if x.is_infinite() { f32::NAN } else { 0.0 * x };
-    }
-    x * (1.0 / y)
+    let (x, r) = fdividef_parts(x, y);
+    x * r
 }
 
 #[cfg(test)]
@@ -72,6 +98,14 @@ mod tests {
         assert_eq!(fdividef(1.0, 2f32.powi(127)), 0.0);
         assert_eq!(fdividef(6.0, 3.0), 2.0);
         assert!(fdividef(f32::INFINITY, 2f32.powi(127)).is_nan());
+        // A subnormal divisor: both operands scaled by 2^24 first, so 1/y does not
+        // overflow to infinity.
+        let y = f32::from_bits(1 << 20);
+        assert_eq!(
+            fdividef(1e-30, y),
+            (1e-30 * 16_777_216.0) * (1.0 / (y * 16_777_216.0))
+        );
+        assert!(fdividef(1e-30, y).is_finite());
     }
 
     #[test]
