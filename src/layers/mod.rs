@@ -9,6 +9,7 @@
 //!   layer.cuh (`cost.crossent2`, `cost.rflickr`) and the fused logistic +
 //!   `cost.crossent2` gradient of the 2012 `NeuronLayer`.
 //! - [`lr`]: lr.cu of the 2012 code, the learning-rate schedules.
+//! - [`weights`]: the update rule of `Weights::update` (weights.cuh / weights.cu).
 //!
 //! Every output element goes through the same single-precision operations as the
 //! original's CUDA code for it. Where the fast intrinsics appear we call
@@ -25,6 +26,7 @@
 pub mod kernels;
 pub mod lr;
 pub mod neuron;
+pub mod weights;
 
 use crate::parallel::{for_each_task, SharedOut};
 
