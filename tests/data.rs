@@ -260,3 +260,144 @@ fn providers_reject_what_they_cannot_serve() {
     let e = CifarProvider::new(&dir, vec![3], 1, None).err().unwrap();
     assert!(e.contains("data_batch_3"), "{e}");
 }
+
+/// Writes a synthetic `cifar-10-batches-py` with our pickle writer: five training
+/// batches of 2 cases and a test batch of 3, pixel `v` of case `c` = `(3c + v) % 251`
+/// (cases numbered across the training batches, then the test batch from 10).
+fn synthetic_cifar(dir: &Path) {
+    use convnet::checkpoint::model::pystr;
+    use convnet::checkpoint::value::{Dtype, NdArray};
+    use convnet::checkpoint::writer::dumps;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let obj = |o: PyObj| Rc::new(o);
+    let batch = |first: usize, cases: usize| {
+        let data: Vec<u8> = (first..first + cases)
+            .flat_map(|c| (0..3072).map(move |v| ((3 * c + v) % 251) as u8))
+            .collect();
+        let dtype = Dtype {
+            kind: 'u',
+            size: 1,
+            big_endian: false,
+        };
+        let arr = obj(PyObj::Array(RefCell::new(NdArray {
+            dtype,
+            shape: vec![cases as u64, 3072],
+            fortran: false,
+            data,
+        })));
+        let labels = obj(PyObj::List(RefCell::new(
+            (first..first + cases)
+                .map(|c| obj(PyObj::Int((c % 10) as i64)))
+                .collect(),
+        )));
+        dumps(&obj(PyObj::Dict(RefCell::new(vec![
+            (pystr("data"), arr),
+            (pystr("labels"), labels),
+        ]))))
+    };
+    for i in 0..5 {
+        std::fs::write(dir.join(format!("data_batch_{}", i + 1)), batch(2 * i, 2)).unwrap();
+    }
+    std::fs::write(dir.join("test_batch"), batch(10, 3)).unwrap();
+    let names = obj(PyObj::List(RefCell::new(
+        (0..10).map(|i| pystr(&format!("class{i}"))).collect(),
+    )));
+    std::fs::write(
+        dir.join("batches.meta"),
+        dumps(&obj(PyObj::Dict(RefCell::new(vec![(
+            pystr("label_names"),
+            names,
+        )])))),
+    )
+    .unwrap();
+}
+
+#[test]
+fn cifar10_python_batches_become_column_batches() {
+    let dir = scratch("cifar10");
+    synthetic_cifar(&dir);
+    let out = dir.join("batches");
+    let r = Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(["import", "cifar10", "--src"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let train = checkpoint::load(&out.join("data_batch_1")).unwrap();
+    let (shape, _, data) = array(&train.get("data").unwrap());
+    assert_eq!(shape, vec![3072, 10]);
+    for v in [0, 1, 1000, 3071] {
+        for c in 0..10 {
+            assert_eq!(data[v * 10 + c] as usize, (3 * c + v) % 251);
+        }
+    }
+    let test = checkpoint::load(&out.join("data_batch_2")).unwrap();
+    let (shape, _, data) = array(&test.get("data").unwrap());
+    assert_eq!(
+        (shape, data[5 * 3 + 2] as usize),
+        (vec![3072, 3], (3 * 12 + 5) % 251)
+    );
+    let mut p = CifarProvider::new(&out, vec![1], 1, None).unwrap();
+    assert_eq!((p.data_dims(0), p.num_classes()), (3072, 10));
+    let b = p.next_batch();
+    let mean7 = (0..10).map(|c| ((3 * c + 7) % 251) as f64).sum::<f64>() / 10.0;
+    assert_eq!(
+        b.data[0].get(7, 4),
+        (((3 * 4 + 7) % 251) as f64 - mean7) as f32
+    );
+    // A broken source names the file.
+    std::fs::write(dir.join("data_batch_3"), b"not a pickle").unwrap();
+    let r = Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(["import", "cifar10", "--src"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("data_batch_3"));
+}
+
+#[test]
+#[cfg_attr(
+    not(convnet_python2),
+    ignore = "needs CONVNET_PYTHON2 (Python 2.7 with numpy 1.x)"
+)]
+fn cifar10_batches_pickled_by_python2_import() {
+    // The dataset's files are Python 2 cPickle dumps of dicts with numpy arrays; make
+    // small ones the same way.
+    let dir = scratch("cifar10-py2");
+    let script = "import cPickle, sys, numpy as n\n\
+        d = sys.argv[1]\n\
+        for i, name in enumerate(['data_batch_1', 'data_batch_2', 'data_batch_3', 'data_batch_4', 'data_batch_5', 'test_batch']):\n\
+        \x20   x = ((n.arange(2)[:, None] + 2 * i) * 3 + n.arange(3072)[None, :]) % 251\n\
+        \x20   cPickle.dump({'data': x.astype(n.uint8), 'labels': [i, i], 'batch_label': name}, open(d + '/' + name, 'wb'), 2)\n\
+        cPickle.dump({'label_names': ['c%d' % k for k in range(10)], 'num_vis': 3072}, open(d + '/batches.meta', 'wb'))\n";
+    let r = Command::new(std::env::var("CONVNET_PYTHON2").unwrap())
+        .arg("-c")
+        .arg(script)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let out = dir.join("batches");
+    let r = Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(["import", "cifar10", "--src"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let (shape, _, data) = array(
+        &checkpoint::load(&out.join("data_batch_1"))
+            .unwrap()
+            .get("data")
+            .unwrap(),
+    );
+    assert_eq!(shape, vec![3072, 10]);
+    assert_eq!(data[100 * 10 + 7] as usize, (3 * 7 + 100) % 251);
+}

@@ -168,16 +168,17 @@ fn bench(args: BenchArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `convnet import fashion-mnist`: write cuda-convnet batch files from a dataset.
+/// `convnet import fashion-mnist|cifar10`: write cuda-convnet batch files from a dataset.
 #[derive(Parser)]
 #[command(name = "convnet import")]
 struct ImportArgs {
     /// The dataset.
-    #[arg(value_parser = ["fashion-mnist"])]
+    #[arg(value_parser = ["fashion-mnist", "cifar10"])]
     dataset: String,
-    /// Directory of the dataset's files.
-    #[arg(long, default_value = convnet::data::import::FASHION_MNIST_DIR)]
-    src: PathBuf,
+    /// Directory of the dataset's files: the IDX files (default
+    /// /usr/share/datasets/fashion-mnist), or cifar-10-batches-py.
+    #[arg(long)]
+    src: Option<PathBuf>,
     /// Directory to write data_batch_N and batches.meta into.
     #[arg(long)]
     out: PathBuf,
@@ -186,13 +187,24 @@ struct ImportArgs {
 fn import(args: ImportArgs) -> ExitCode {
     use std::io::{IsTerminal, Write};
     let tty = std::io::stderr().is_terminal();
-    let result = convnet::data::import::fashion_mnist(&args.src, &args.out, |done, total| {
+    let progress = |done: usize, total: usize| {
         if tty {
             let bar = "#".repeat(30 * done / total) + &" ".repeat(30 - 30 * done / total);
             eprint!("\rimporting [{bar}] {done}/{total}");
             let _ = std::io::stderr().flush();
         }
-    });
+    };
+    use convnet::data::import;
+    let result = match (args.dataset.as_str(), &args.src) {
+        ("fashion-mnist", src) => {
+            let src = src
+                .clone()
+                .unwrap_or_else(|| import::FASHION_MNIST_DIR.into());
+            import::fashion_mnist(&src, &args.out, progress)
+        }
+        (_, Some(src)) => import::cifar10(src, &args.out, progress),
+        (_, None) => Err("cifar10 needs --src DIR (the cifar-10-batches-py directory)".into()),
+    };
     if tty {
         eprintln!();
     }

@@ -1,10 +1,12 @@
-//! Importers into cuda-convnet batch files, the format data.py and convdata.py read:
+//! Importers (Fashion-MNIST IDX files, CIFAR-10 python batches) into cuda-convnet
+//! batch files, the format data.py and convdata.py read:
 //! `data_batch_<N>` pickles holding `data` (uint8, `(num_vis, cases)`, one case per
 //! column) and `labels` (a list of ints), and `batches.meta` holding `data_mean`
 //! (float64 `(num_vis, 1)`, the mean training image), `label_names`, `num_vis` and
 //! `num_cases_per_batch` (and, ours, `num_colors` and `img_size`). Written as Python 2 pickles (protocol 2), loadable by
 //! cPickle with numpy 1.x and by our reader.
 
+use crate::checkpoint;
 use crate::checkpoint::model::pystr;
 use crate::checkpoint::value::{Dtype, NdArray, Obj, PyObj};
 use crate::checkpoint::writer::{dumps, save_atomic};
@@ -124,7 +126,7 @@ fn list(items: Vec<Obj>) -> Obj {
 
 /// One batch file's dict: `data` `(num_vis, cases)` uint8 from case-major pixels,
 /// `labels`, and `batch_label`.
-fn batch(pixels: &[u8], labels: &[u8], num_vis: usize, name: &str) -> Obj {
+fn batch(pixels: &[u8], labels: &[i64], num_vis: usize, name: &str) -> Obj {
     let cases = labels.len();
     let mut data = vec![0u8; num_vis * cases];
     for (c, img) in pixels.chunks_exact(num_vis).enumerate() {
@@ -148,6 +150,75 @@ fn batch(pixels: &[u8], labels: &[u8], num_vis: usize, name: &str) -> Obj {
     ])
 }
 
+/// A labelled image dataset in memory: case-major pixels (`num_vis` bytes per case,
+/// channel by channel, row by row), labels, class names and geometry.
+struct Dataset {
+    colors: usize,
+    size: usize,
+    train: (Vec<u8>, Vec<i64>),
+    test: (Vec<u8>, Vec<i64>),
+    label_names: Vec<String>,
+}
+
+/// Writes `ds` into `out` as batch files of [`CASES_PER_BATCH`] cases, the training
+/// set first and the test set after it, then `batches.meta` with the mean training
+/// image. `progress(done, total)` is called after each file.
+fn write_dataset(
+    ds: &Dataset,
+    out: &Path,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<PathBuf>, String> {
+    let num_vis = ds.colors * ds.size * ds.size;
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut jobs: Vec<(&[u8], &[i64])> = Vec::new();
+    for (pixels, labels) in [&ds.train, &ds.test] {
+        for start in (0..labels.len()).step_by(CASES_PER_BATCH) {
+            let end = (start + CASES_PER_BATCH).min(labels.len());
+            jobs.push((&pixels[start * num_vis..end * num_vis], &labels[start..end]));
+        }
+    }
+    let total = jobs.len() + 1;
+    let mut written = Vec::new();
+    let write = |name: &str, obj: &Obj| -> Result<PathBuf, String> {
+        let path = out.join(name);
+        save_atomic(&path, &dumps(obj), false).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(path)
+    };
+    for (i, (pixels, labels)) in jobs.iter().enumerate() {
+        let name = format!("data_batch_{}", i + 1);
+        written.push(write(&name, &batch(pixels, labels, num_vis, &name))?);
+        progress(i + 1, total);
+    }
+
+    let mut mean = vec![0f64; num_vis];
+    for img in ds.train.0.chunks_exact(num_vis) {
+        for (m, &p) in mean.iter_mut().zip(img) {
+            *m += p as f64;
+        }
+    }
+    let cases = ds.train.1.len().max(1) as f64;
+    let mean: Vec<u8> = mean
+        .iter()
+        .flat_map(|m| (m / cases).to_le_bytes())
+        .collect();
+    let names = list(ds.label_names.iter().map(|n| pystr(n)).collect());
+    let meta = dict(vec![
+        ("data_mean", array('f', 8, vec![num_vis as u64, 1], mean)),
+        ("label_names", names),
+        (
+            "num_cases_per_batch",
+            Rc::new(PyObj::Int(CASES_PER_BATCH as i64)),
+        ),
+        ("num_vis", Rc::new(PyObj::Int(num_vis as i64))),
+        // Ours: the image geometry, which CIFAR's providers hard-code as 3 x 32x32.
+        ("num_colors", Rc::new(PyObj::Int(ds.colors as i64))),
+        ("img_size", Rc::new(PyObj::Int(ds.size as i64))),
+    ]);
+    written.push(write("batches.meta", &meta)?);
+    progress(total, total);
+    Ok(written)
+}
+
 /// Imports Fashion-MNIST from `src` (the four IDX files, gzipped or not) into `out`:
 /// the 60000 training images as `data_batch_1`..`6` and the 10000 test images as
 /// `data_batch_7` (so `--train-range=1-6 --test-range=7`), 784 pixels per case
@@ -156,7 +227,7 @@ fn batch(pixels: &[u8], labels: &[u8], num_vis: usize, name: &str) -> Obj {
 pub fn fashion_mnist(
     src: &Path,
     out: &Path,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
 ) -> Result<Vec<PathBuf>, String> {
     let find = |stem: &str| -> Result<PathBuf, String> {
         [format!("{stem}.gz"), stem.to_string()]
@@ -174,7 +245,6 @@ pub fn fashion_mnist(
     let train_labels = read_idx_labels(&find("train-labels-idx1-ubyte")?)?;
     let test = read_idx_images(&find("t10k-images-idx3-ubyte")?)?;
     let test_labels = read_idx_labels(&find("t10k-labels-idx1-ubyte")?)?;
-    let num_vis = train.rows * train.cols;
     if train.rows != train.cols {
         return Err(format!(
             "{}: images are {}x{}; cuda-convnet's providers need square images",
@@ -185,62 +255,96 @@ pub fn fashion_mnist(
     }
     if train.count != train_labels.len()
         || test.count != test_labels.len()
-        || test.rows * test.cols != num_vis
+        || (test.rows, test.cols) != (train.rows, train.cols)
     {
         return Err(format!(
             "{}: image and label files do not match",
             src.display()
         ));
     }
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-
-    let mut jobs: Vec<(&[u8], &[u8])> = Vec::new();
-    for (imgs, labels) in [(&train, &train_labels), (&test, &test_labels)] {
-        for start in (0..imgs.count).step_by(CASES_PER_BATCH) {
-            let end = (start + CASES_PER_BATCH).min(imgs.count);
-            jobs.push((
-                &imgs.pixels[start * num_vis..end * num_vis],
-                &labels[start..end],
-            ));
-        }
-    }
-    let total = jobs.len() + 1;
-    let mut written = Vec::new();
-    let write = |name: &str, obj: &Obj| -> Result<PathBuf, String> {
-        let path = out.join(name);
-        save_atomic(&path, &dumps(obj), false).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(path)
+    let labels = |l: Vec<u8>| l.into_iter().map(i64::from).collect();
+    let ds = Dataset {
+        colors: 1,
+        size: train.rows,
+        train: (train.pixels, labels(train_labels)),
+        test: (test.pixels, labels(test_labels)),
+        label_names: FASHION_MNIST_LABELS.iter().map(|s| s.to_string()).collect(),
     };
-    for (i, (pixels, labels)) in jobs.iter().enumerate() {
-        let name = format!("data_batch_{}", i + 1);
-        written.push(write(&name, &batch(pixels, labels, num_vis, &name))?);
-        progress(i + 1, total);
-    }
+    write_dataset(&ds, out, progress)
+}
 
-    let mut mean = vec![0f64; num_vis];
-    for img in train.pixels.chunks_exact(num_vis) {
-        for (m, &p) in mean.iter_mut().zip(img) {
-            *m += p as f64;
-        }
+/// One CIFAR-10 python batch (`data` uint8 `(cases, 3072)`, rows are cases, and
+/// `labels`), as the dataset's cPickle files hold it.
+fn cifar_batch(path: &Path) -> Result<(Vec<u8>, Vec<i64>), String> {
+    let err = |m: &str| format!("{}: {m}", path.display());
+    let d = checkpoint::load(path).map_err(|e| e.to_string())?;
+    let data = d.get("data").ok_or_else(|| err("no data"))?;
+    let PyObj::Array(a) = &*data else {
+        return Err(err("data is not a numpy array"));
+    };
+    let a = a.borrow();
+    if a.dtype.code() != "u1" || a.shape.len() != 2 || a.shape[1] != 3072 {
+        return Err(err(&format!(
+            "data is {} {:?}, not uint8 (cases, 3072)",
+            a.dtype.code(),
+            a.shape
+        )));
     }
-    let mean: Vec<u8> = mean
-        .iter()
-        .flat_map(|m| (m / train.count as f64).to_le_bytes())
-        .collect();
-    let names = list(FASHION_MNIST_LABELS.iter().map(|n| pystr(n)).collect());
-    let meta = dict(vec![
-        ("data_mean", array('f', 8, vec![num_vis as u64, 1], mean)),
-        ("label_names", names),
-        (
-            "num_cases_per_batch",
-            Rc::new(PyObj::Int(CASES_PER_BATCH as i64)),
-        ),
-        ("num_vis", Rc::new(PyObj::Int(num_vis as i64))),
-        // Ours: the image geometry, which CIFAR's providers hard-code as 3 x 32x32.
-        ("num_colors", Rc::new(PyObj::Int(1))),
-        ("img_size", Rc::new(PyObj::Int(train.rows as i64))),
-    ]);
-    written.push(write("batches.meta", &meta)?);
-    progress(total, total);
-    Ok(written)
+    let pixels = a.c_order_le_bytes();
+    let labels = match d.get("labels").as_deref() {
+        Some(PyObj::List(l)) => l
+            .borrow()
+            .iter()
+            .map(|v| match &**v {
+                PyObj::Int(i) if (0..10).contains(i) => Ok(*i),
+                other => Err(err(&format!("label {other:?} is not a class of CIFAR-10"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => return Err(err("no labels list")),
+    };
+    if labels.len() as u64 != a.shape[0] {
+        return Err(err(&format!(
+            "{} labels for {} cases",
+            labels.len(),
+            a.shape[0]
+        )));
+    }
+    Ok((pixels, labels))
+}
+
+/// Imports CIFAR-10's python batches (`cifar-10-batches-py`: `data_batch_1`..`5`,
+/// `test_batch`, `batches.meta`, rows are cases) into `out` as cuda-convnet batches
+/// (columns are cases): with the dataset's 10000 cases per file, `data_batch_1`..`5`
+/// for training and `data_batch_6` for testing (`--train-range=1-5 --test-range=6`,
+/// the original's split), and `batches.meta` with the mean training image.
+pub fn cifar10(
+    src: &Path,
+    out: &Path,
+    progress: impl FnMut(usize, usize),
+) -> Result<Vec<PathBuf>, String> {
+    let mut train = (Vec::new(), Vec::new());
+    for i in 1..=5 {
+        let (p, l) = cifar_batch(&src.join(format!("data_batch_{i}")))?;
+        train.0.extend(p);
+        train.1.extend(l);
+    }
+    let test = cifar_batch(&src.join("test_batch"))?;
+    let meta_path = src.join("batches.meta");
+    let meta = checkpoint::load(&meta_path).map_err(|e| e.to_string())?;
+    let label_names = match meta.get("label_names").as_deref() {
+        Some(PyObj::List(l)) => l
+            .borrow()
+            .iter()
+            .map(|n| n.as_text().unwrap_or_default())
+            .collect(),
+        _ => return Err(format!("{}: no label_names", meta_path.display())),
+    };
+    let ds = Dataset {
+        colors: 3,
+        size: 32,
+        train,
+        test,
+        label_names,
+    };
+    write_dataset(&ds, out, progress)
 }
