@@ -4,6 +4,7 @@
 //! them as the originals did (checked against direct computations).
 
 use convnet::checkpoint::{self, value::PyObj};
+use convnet::config::Generation;
 use convnet::data::cifar::{CifarProvider, CroppedCifarProvider};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -190,7 +191,7 @@ fn mean(v: usize) -> f64 {
 #[test]
 fn cifar_provider_subtracts_the_mean_as_numpy() {
     let dir = imported("cifar");
-    let mut p = CifarProvider::new(&dir, vec![1], 1, None).unwrap();
+    let mut p = CifarProvider::new(Generation::C1, &dir, vec![1], 1, None).unwrap();
     assert_eq!(
         (p.data_dims(0), p.data_dims(1), p.num_classes()),
         (9, 1, 10)
@@ -215,13 +216,17 @@ fn cropped_provider_crops_flips_and_takes_ten_views() {
     let centre_mean = mean(4);
     let value =
         |c: usize, y: usize, x: usize| (pixel(c, 3 * y + x) as f32 as f64 - centre_mean) as f32;
-    let mut test = CroppedCifarProvider::new(&dir, vec![1], 1, None, 1, false, true, 0).unwrap();
+    let mut test =
+        CroppedCifarProvider::new(Generation::C1, &dir, vec![1], 1, None, 1, false, true, 0)
+            .unwrap();
     let b = test.next_batch();
     assert_eq!(b.data[0].cols(), 12);
     for c in 0..12 {
         assert_eq!(b.data[0].get(0, c), value(c, 1, 1));
     }
-    let mut multi = CroppedCifarProvider::new(&dir, vec![1], 1, None, 1, true, true, 0).unwrap();
+    let mut multi =
+        CroppedCifarProvider::new(Generation::C1, &dir, vec![1], 1, None, 1, true, true, 0)
+            .unwrap();
     assert_eq!(multi.num_views(), 10);
     let b = multi.next_batch();
     assert_eq!((b.data[0].cols(), b.data[1].cols()), (120, 120));
@@ -235,7 +240,9 @@ fn cropped_provider_crops_flips_and_takes_ten_views() {
         }
     }
     // Training: every case is one of the nine 1x1 crops; over many batches all occur.
-    let mut train = CroppedCifarProvider::new(&dir, vec![1], 1, None, 1, false, false, 42).unwrap();
+    let mut train =
+        CroppedCifarProvider::new(Generation::C1, &dir, vec![1], 1, None, 1, false, false, 42)
+            .unwrap();
     let mut seen = std::collections::HashSet::new();
     for _ in 0..20 {
         let b = train.next_batch();
@@ -253,11 +260,13 @@ fn cropped_provider_crops_flips_and_takes_ten_views() {
 #[test]
 fn providers_reject_what_they_cannot_serve() {
     let dir = imported("reject");
-    let e = CroppedCifarProvider::new(&dir, vec![1], 1, None, 2, false, false, 0)
+    let e = CroppedCifarProvider::new(Generation::C1, &dir, vec![1], 1, None, 2, false, false, 0)
         .err()
         .unwrap();
     assert!(e.contains("--crop-border=2"), "{e}");
-    let e = CifarProvider::new(&dir, vec![3], 1, None).err().unwrap();
+    let e = CifarProvider::new(Generation::C1, &dir, vec![3], 1, None)
+        .err()
+        .unwrap();
     assert!(e.contains("data_batch_3"), "{e}");
 }
 
@@ -340,7 +349,7 @@ fn cifar10_python_batches_become_column_batches() {
         (shape, data[5 * 3 + 2] as usize),
         (vec![3072, 3], (3 * 12 + 5) % 251)
     );
-    let mut p = CifarProvider::new(&out, vec![1], 1, None).unwrap();
+    let mut p = CifarProvider::new(Generation::C1, &out, vec![1], 1, None).unwrap();
     assert_eq!((p.data_dims(0), p.num_classes()), (3072, 10));
     let b = p.next_batch();
     let mean7 = (0..10).map(|c| ((3 * c + 7) % 251) as f64).sum::<f64>() / 10.0;
@@ -400,4 +409,35 @@ fn cifar10_batches_pickled_by_python2_import() {
     );
     assert_eq!(shape, vec![3072, 10]);
     assert_eq!(data[100 * 10 + 7] as usize, (3 * 7 + 100) % 251);
+}
+
+#[test]
+fn the_2012_providers_add_one_hot_labels_and_take_nine_views() {
+    let dir = imported("a12");
+    let mut p = CifarProvider::new(Generation::A12, &dir, vec![1], 1, None).unwrap();
+    assert_eq!((p.data_dims(0), p.data_dims(1), p.data_dims(2)), (9, 1, 10));
+    let b = p.next_batch();
+    let onehot = &b.data[2];
+    assert_eq!((onehot.rows(), onehot.cols()), (10, 12));
+    for c in 0..12 {
+        for k in 0..10 {
+            assert_eq!(onehot.get(k, c), (k == c % 10) as u8 as f32);
+        }
+    }
+    // 3x3 images with border 1: the nine 1x1 views are the nine pixels, rows first.
+    let mut multi =
+        CroppedCifarProvider::new(Generation::A12, &dir, vec![1], 1, None, 1, true, true, 0)
+            .unwrap();
+    assert_eq!(multi.num_views(), 9);
+    let b = multi.next_batch();
+    assert_eq!(b.data[0].cols(), 108);
+    let centre_mean = mean(4);
+    for k in 0..9 {
+        for c in 0..12 {
+            assert_eq!(
+                b.data[0].get(0, k * 12 + c),
+                (pixel(c, k) as f32 as f64 - centre_mean) as f32
+            );
+        }
+    }
 }

@@ -1,6 +1,8 @@
-//! Port of convdata.py (cuda-convnet 1): `CIFARDataProvider` (`cifar`: whole images,
-//! mean subtracted) and `CroppedCIFARDataProvider` (`cifar-cropped`: random crops and
-//! flips for training, the centre or ten views for testing).
+//! Port of convdata.py (cuda-convnet 1) and convdata_cifar.py (2012):
+//! `CIFARDataProvider` (`cifar`: whole images, mean subtracted; the 2012 one adds a
+//! one-hot label matrix) and `CroppedCIFARDataProvider` (`cifar-cropped`: random crops
+//! and flips for training, the centre or the multiview test's views for testing: ten
+//! in 2011, nine in 2012).
 //!
 //! The original fixes 3 colours of 32x32; we read `num_colors` / `img_size` from
 //! batches.meta where present (our importer writes them, e.g. 1 colour of 28x28 for
@@ -8,6 +10,7 @@
 //! (the original's numpy generator was never seeded).
 
 use super::batches::{batch_meta, load_batch, BatchMeta, Cursor, RawBatch};
+use crate::config::Generation;
 use crate::nvmatrix::NvMatrix;
 use crate::synthetic::SplitMix64;
 use std::path::Path;
@@ -62,11 +65,13 @@ fn labels_row(labels: &[f64], times: usize) -> NvMatrix {
 pub struct CifarProvider {
     cursor: Cursor,
     meta: BatchMeta,
+    gen: Generation,
     batches: Vec<(NvMatrix, NvMatrix)>,
 }
 
 impl CifarProvider {
     pub fn new(
+        gen: Generation,
         dir: &Path,
         range: Vec<usize>,
         epoch: usize,
@@ -94,27 +99,40 @@ impl CifarProvider {
         Ok(CifarProvider {
             cursor: Cursor::new(range, epoch, batchnum),
             meta,
+            gen,
             batches,
         })
     }
 
-    /// `get_next_batch()`.
+    /// `get_next_batch()`: `[data, labels]`; 2012 adds `labelsMat`, the one-hot
+    /// `(classes, cases)` matrix.
     pub fn next_batch(&mut self) -> Batch {
         let (epoch, batchnum) = self.cursor.advance();
         let (d, l) = &self.batches[batchnum - self.cursor.range[0]];
+        let mut data = vec![d.clone(), l.clone()];
+        if self.gen == Generation::A12 {
+            let classes = self.num_classes();
+            let mut onehot = NvMatrix::new(classes, l.cols(), false);
+            for (c, &label) in l.data().iter().enumerate() {
+                if (label as usize) < classes {
+                    onehot.set(label as usize, c, 1.0);
+                }
+            }
+            data.push(onehot);
+        }
         Batch {
             epoch,
             batchnum,
-            data: vec![d.clone(), l.clone()],
+            data,
         }
     }
 
-    /// `get_data_dims(idx)`.
+    /// `get_data_dims(idx)`: `num_vis`, 1, and in 2012 the number of classes.
     pub fn data_dims(&self, idx: usize) -> usize {
-        if idx == 0 {
-            self.meta.num_vis
-        } else {
-            1
+        match idx {
+            0 => self.meta.num_vis,
+            2 if self.gen == Generation::A12 => self.num_classes(),
+            _ => 1,
         }
     }
 
@@ -126,10 +144,13 @@ impl CifarProvider {
 
 /// `cifar-cropped`: `inner = size - 2*crop_border`. Training: per case, offsets
 /// `y, x` uniform in `0..=2*border` and a horizontal flip with probability 1/2. Testing:
-/// the centre, or with `multiview_test` ten views: crops at `(0,0)`, `(0,2b)`, `(b,b)`,
-/// `(2b,0)`, `(2b,2b)` then the same five flipped, each a block of all cases, labels
-/// tiled ten times. The centre crop of `data_mean` is subtracted from every crop.
+/// the centre, or with `multiview_test` the views, each a block of all cases, labels
+/// tiled once per view: 2011 ten (crops at `(0,0)`, `(0,2b)`, `(b,b)`, `(2b,0)`,
+/// `(2b,2b)`, then the same five flipped), 2012 nine (the 3x3 grid of offsets in
+/// `{0, b, 2b}`, rows first, no flips). The centre crop of `data_mean` is subtracted
+/// from every crop.
 pub struct CroppedCifarProvider {
+    gen: Generation,
     cursor: Cursor,
     meta: BatchMeta,
     batches: Vec<RawBatch>,
@@ -142,12 +163,10 @@ pub struct CroppedCifarProvider {
     rng: SplitMix64,
 }
 
-/// `num_views` of the multiview test.
-pub const NUM_VIEWS: usize = 10;
-
 impl CroppedCifarProvider {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        gen: Generation,
         dir: &Path,
         range: Vec<usize>,
         epoch: usize,
@@ -180,6 +199,7 @@ impl CroppedCifarProvider {
             }
         }
         Ok(CroppedCifarProvider {
+            gen,
             cursor: Cursor::new(range, epoch, batchnum),
             meta,
             batches,
@@ -211,10 +231,25 @@ impl CroppedCifarProvider {
         self.meta.label_names.len()
     }
 
-    /// Views per case in a test batch (1 without multiview).
+    /// `(y, x, flipped)` of each multiview test view.
+    fn views(&self) -> Vec<(usize, usize, bool)> {
+        let b = self.border;
+        match self.gen {
+            Generation::C1 => {
+                let starts = [(0, 0), (0, 2 * b), (b, b), (2 * b, 0), (2 * b, 2 * b)];
+                [false, true]
+                    .iter()
+                    .flat_map(|&f| starts.iter().map(move |&(y, x)| (y, x, f)))
+                    .collect()
+            }
+            Generation::A12 => (0..9).map(|k| (k / 3 * b, k % 3 * b, false)).collect(),
+        }
+    }
+
+    /// `num_views`: views per case in a test batch (1 without multiview).
     pub fn num_views(&self) -> usize {
         if self.multiview {
-            NUM_VIEWS
+            self.views().len()
         } else {
             1
         }
@@ -256,11 +291,9 @@ impl CroppedCifarProvider {
                 crop(self, c, sy, sx, flip, c);
             }
         } else if self.multiview {
-            let starts = [(0, 0), (0, 2 * b), (b, b), (2 * b, 0), (2 * b, 2 * b)];
-            for (v, &(sy, sx)) in starts.iter().enumerate() {
+            for (v, (sy, sx, flip)) in self.views().into_iter().enumerate() {
                 for c in 0..cases {
-                    crop(self, c, sy, sx, false, v * cases + c);
-                    crop(self, c, sy, sx, true, (v + 5) * cases + c);
+                    crop(self, c, sy, sx, flip, v * cases + c);
                 }
             }
         } else {
