@@ -441,3 +441,40 @@ fn the_2012_providers_add_one_hot_labels_and_take_nine_views() {
         }
     }
 }
+
+#[test]
+fn get_instance_names_the_providers_as_the_original() {
+    use convnet::data::provider::{get_instance, DpParams};
+    let dir = imported("instance");
+    let dp = DpParams {
+        crop_border: 1,
+        multiview_test: true,
+    };
+    let get = |ty: Option<&str>, test| {
+        get_instance(Generation::C1, &dir, vec![1], 1, None, ty, dp, test, 0)
+    };
+    let mut p = get(Some("cifar-cropped"), true).unwrap();
+    assert_eq!(
+        (p.data_dims(0), p.num_views(), p.num_classes()),
+        (1, 10, 10)
+    );
+    assert_eq!(p.next_batch().data[0].cols(), 120);
+    assert_eq!(get(Some("cifar"), false).unwrap().data_dims(0), 9);
+    let mut d = get(Some("dummy-cn-20"), false).unwrap();
+    let b = d.next_batch();
+    // The original's dummy provider reports the epoch after advancing.
+    assert_eq!(
+        (b.epoch, b.batchnum, b.data[0].rows(), b.data[0].cols()),
+        (2, 1, 20, 512)
+    );
+    assert!(b.data[0].data().iter().all(|&x| (0.0..1.0).contains(&x)));
+    assert!(b.data[1]
+        .data()
+        .iter()
+        .all(|&l| l < 10.0 && l.fract() == 0.0));
+    let err = |ty: Option<&str>| get(ty, false).err().unwrap();
+    assert!(err(None).contains("no dp_type"));
+    assert_eq!(err(Some("bogus")), "No such data provider: bogus");
+    assert!(err(Some("dummy-labeled-5")).contains("cannot train on"));
+    assert!(err(Some("dummy-cn-x")).contains("No such data provider"));
+}

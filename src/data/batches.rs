@@ -101,6 +101,8 @@ pub struct BatchMeta {
     /// not, and its providers assume 3 colours of 32x32).
     pub num_colors: Option<usize>,
     pub img_size: Option<usize>,
+    /// `dp_type`: the provider to use when none is named.
+    pub dp_type: Option<String>,
 }
 
 /// `DataProvider.get_batch_meta(dir)`.
@@ -138,6 +140,7 @@ pub fn batch_meta(dir: &Path) -> Result<BatchMeta, String> {
         data_mean,
         num_colors: int("num_colors")?,
         img_size: int("img_size")?,
+        dp_type: meta.get("dp_type").and_then(|t| t.as_text()),
     })
 }
 

@@ -4,3 +4,4 @@
 pub mod batches;
 pub mod cifar;
 pub mod import;
+pub mod provider;
