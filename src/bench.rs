@@ -140,6 +140,9 @@ impl Line {
     }
 }
 
+/// A convolution kernel's name and how to run it on a [`Conv`].
+type ConvRun = (&'static str, fn(&mut Conv));
+
 /// The three convolution kernels of one shape, run on seeded inputs.
 struct Conv {
     s: ConvShape,
@@ -500,7 +503,7 @@ pub fn kernels(only: Option<&str>, min_secs: f64, mut emit: impl FnMut(Line)) {
         |kernel: &str, case: &str| only.is_none_or(|o| kernel.contains(o) || case.contains(o));
     for &s in NET_SHAPES {
         let mut c = Conv::new(s);
-        let runs: [(&'static str, fn(&mut Conv)); 3] = [
+        let runs: [ConvRun; 3] = [
             ("filterActs", Conv::filter_acts),
             ("imgActs", Conv::img_acts),
             ("weightActs", Conv::weight_acts),

@@ -156,6 +156,7 @@ fn check(s: ConvShape) {
     );
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn shape(
     name: &'static str,
     img: usize,

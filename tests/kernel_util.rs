@@ -802,7 +802,6 @@ fn regression_goldens() {
             }
         }
     }
-    drop(case);
     reg.finish();
 }
 

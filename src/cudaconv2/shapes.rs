@@ -30,6 +30,7 @@ pub struct ConvShape {
     pub images: usize,
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn conv(
     name: &'static str,
     img_size: usize,

@@ -134,12 +134,7 @@ fn batch(pixels: &[u8], labels: &[i64], num_vis: usize, name: &str) -> Obj {
             data[v * cases + c] = p;
         }
     }
-    let labels = list(
-        labels
-            .iter()
-            .map(|&l| Rc::new(PyObj::Int(l as i64)))
-            .collect(),
-    );
+    let labels = list(labels.iter().map(|&l| Rc::new(PyObj::Int(l))).collect());
     dict(vec![
         ("batch_label", pystr(name)),
         (

@@ -194,6 +194,7 @@ impl Schedule {
         }
         let mut uniform = || (1.0 + rng.random() as f64) / 2_147_483_648.0;
         // The original writes 2 * 3.1415 for 2*pi.
+        #[allow(clippy::approx_constant)]
         let t = 2.0 * 3.1415 * uniform();
         let r = (-2.0 * uniform().ln()).sqrt();
         self.randn_spare = Some(r * t.sin());
