@@ -21,6 +21,14 @@
 //! `MultiSoftmaxCPU_T` (never defined). `cost.msm`'s real forward/backward,
 //! `MultiSoftmaxCPU_T_parallel`, is double-precision host code in multisoftmax.cpp and
 //! belongs with that cost layer.
+//!
+//! The softmax layer's forward pass is NVMatrix operations, not a kernel of these
+//! files; per case, over the classes `k = 0, 1, ...` (the trans view), the original
+//! runs: `max(1)` (serial from class 0, `m = x > m ? x : m`), `addVector(max, -1)`
+//! (`x*1 + m*(-1)`: `x - m` rounded once), `apply(Exp)` (`__expf`), `sum(1)` (serial
+//! from `e_0`) and `eltwiseDivideByVector(sum)` (`__fdividef(e, s)`). Its backward is
+//! the fused [`logreg_softmax_grad`] when the only consumer is `cost.logreg` (2012:
+//! on the same GPU), else the softmax gradient kernel.
 
 use super::{div_approx_parts, update3, update3_add, update4_add};
 use crate::cudaconv2::{require, ShapeError};
