@@ -140,7 +140,7 @@ impl Section<'_> {
         self.typed(key, "bool", py::boolean)
     }
 
-    /// "... must be ','-delimited list of <typestr>", the error of `safe_get_list`; also
+    /// "... must be ','-delimited list of `<typestr>`", the error of `safe_get_list`; also
     /// what a missing key with a non-list default gives (the `initW` default bug).
     pub fn list_error(&self, key: &str, typestr: &str) -> ConfigError {
         self.err(format!(

@@ -116,7 +116,7 @@ fn case_blocks(num_cases: usize, body: impl Fn(usize, usize) + Sync) {
     });
 }
 
-/// `kLogregCost` [both]: per case `c` with `l = int(labels[c])`,
+/// `kLogregCost` (both generations): per case `c` with `l = int(labels[c])`,
 /// `labelLogProbs[c] = __logf(probs[l, c])` and `correctProbs[c] = 0` if
 /// `probs[l, c] != maxProbs[c]`, else `1 / (number of classes k with probs[k, c] ==
 /// maxProbs[c])`. `max_probs` is `probs.max(0)` (see [`compute_logreg_cost`]).
@@ -148,7 +148,7 @@ pub fn logreg_cost(
     )
 }
 
-/// `computeLogregCost` [both]: `maxProbs = probs.max(0)`, then [`logreg_cost`].
+/// `computeLogregCost` (both generations): `maxProbs = probs.max(0)`, then [`logreg_cost`].
 /// The layer's costs are then `-Σ labelLogProbs` and `numCases - Σ correctProbs`
 /// (NVMatrix `sum()`), the 2012 code adding the top-k value (see
 /// [`compute_multi_softmax_cost`]).
@@ -174,7 +174,7 @@ pub fn compute_logreg_cost(
     )
 }
 
-/// `kMultiSoftmaxCost` and `kMultiSoftmaxCost_engs` [A12] (one implementation; the
+/// `kMultiSoftmaxCost` and `kMultiSoftmaxCost_engs` (2012) (one implementation; the
 /// first ranks classes by `probs`, the second by `energies`: pass `ranking = probs` or
 /// the energies, and `max_ranking` = its `max(0)`). Per case with `l = int(label)`:
 /// `labelLogProbs = __logf(probs[l])`; with `nb = #{k: r_k > r_l}` and `ne = #{k: r_k
@@ -210,7 +210,7 @@ pub fn multi_softmax_cost(
 }
 
 /// `computeMultiSoftmaxCost(labels, probs, energies, ..., setSize, useEnergies)`
-/// [A12]: the max of the ranking matrix (`energies` if `use_energies`, else `probs`),
+/// (2012): the max of the ranking matrix (`energies` if `use_energies`, else `probs`),
 /// then [`multi_softmax_cost`]. `cost.logreg` with `topk > 1` calls it with
 /// `energies = probs` and `use_energies = false`; its costs are then
 /// `[-Σ labelLogProbs, numCases - Σ correct, numCases - Σ topk]` (sums as doubles of
@@ -347,7 +347,7 @@ fn rows(
     });
 }
 
-/// `kLogregCostGrad<add>` [both] (`computeLogregGrad`): `v = coeff * (int(label) ==
+/// `kLogregCostGrad<add>` (both generations) (`computeLogregGrad`): `v = coeff * (int(label) ==
 /// k)`, `dE/dy[k] = __fdividef(v, y[k])` (so `coeff/y` on the label's row and `0/y`
 /// elsewhere: NaN where `y == 0`), written or added (`add`: ptxas fuses the division's
 /// product by the reciprocal with the addition). Bounded (`div.approx`: 2 ulp on the
@@ -386,7 +386,7 @@ pub fn logreg_grad(
     Ok(())
 }
 
-/// `kLogregSoftmaxGrad<add>` [both] (`computeLogregSoftmaxGrad`, the fused
+/// `kLogregSoftmaxGrad<add>` (both generations) (`computeLogregSoftmaxGrad`, the fused
 /// logreg + softmax gradient the softmax layer uses when its only consumer is
 /// `cost.logreg`): `dE/dx[k] = coeff * ((int(label) == k) - y[k])`; with `add`,
 /// `FFMA((label == k) - y, coeff, target)`. Exact.
@@ -519,7 +519,7 @@ where
     }
 }
 
-/// `kSoftmaxGrad<add>` [both] (`computeSoftmaxGrad`: the softmax layer's gradient
+/// `kSoftmaxGrad<add>` (both generations) (`computeSoftmaxGrad`: the softmax layer's gradient
 /// when its consumer is not a lone `cost.logreg`): `v = Σ_j dE/dy[j] * ((j == k) -
 /// y[j])` as an FFMA chain from 0 over `j = 0, 1, ...`, then `v * y[k]` (with `add`:
 /// `FFMA(y[k], v, target)`). `O(numOut²)` per case. Exact.
@@ -564,7 +564,7 @@ pub fn softmax_grad(
     Ok(())
 }
 
-/// `kEltwiseMaxGrad<128, add>` [both] (`computeEltwiseMaxGrad`, the `eltmax` layer's
+/// `kEltwiseMaxGrad<128, add>` (both generations) (`computeEltwiseMaxGrad`, the `eltmax` layer's
 /// gradient for one input): `target = actGrad * (output == input)` (ties: every
 /// input equal to the max gets the gradient); with `add`, `FFMA(output == input,
 /// actGrad, target)`. Exact.
@@ -592,7 +592,7 @@ pub fn eltwise_max_grad(
     Ok(())
 }
 
-/// `kCrossEntCost` [A12] (`computeCrossEntCost`, `cost.crossent`): labels are
+/// `kCrossEntCost` (2012) (`computeCrossEntCost`, `cost.crossent`): labels are
 /// probability vectors `(numOut, numCases)`. Per case: `labelLogProbs = Σ_k t_k *
 /// safelog(y_k)` (FFMA chain from 0, `safelog(x) = x > 0 ? __logf(x) : -50`) and
 /// `correctProbs = 1/numMax` if some class with `y_k == maxProbs` has `t_k > 0`, else
@@ -639,7 +639,7 @@ pub fn cross_ent_cost(
     Ok(())
 }
 
-/// `computeCrossEntCost` [A12]: `maxProbs = probs.max(0)`, then [`cross_ent_cost`].
+/// `computeCrossEntCost` (2012): `maxProbs = probs.max(0)`, then [`cross_ent_cost`].
 /// The layer's costs: `[-Σ labelLogProbs, numCases - Σ correctProbs]`.
 pub fn compute_cross_ent_cost(
     labels: &[f32],
@@ -663,7 +663,7 @@ pub fn compute_cross_ent_cost(
     )
 }
 
-/// `kCrossEntGrad<add>` [A12] (`computeCrossEntGrad`): `dE/dy = coeff *
+/// `kCrossEntGrad<add>` (2012) (`computeCrossEntGrad`): `dE/dy = coeff *
 /// __fdividef(t, y)` element-wise (with `add`, `FFMA(t/y, coeff, target)`). Bounded
 /// (`div.approx`). (The `cost.crossent` layer skips it when its input is a softmax
 /// with one consumer, and the softmax layer never calls the fused
@@ -693,7 +693,7 @@ pub fn cross_ent_grad(
     Ok(())
 }
 
-/// `kCrossEntSoftmaxGrad<add>` [A12] (`computeCrossEntSoftmaxGrad`, never called by
+/// `kCrossEntSoftmaxGrad<add>` (2012) (`computeCrossEntSoftmaxGrad`, never called by
 /// the 2012 layers): `v = Σ_j t_j * ((j == k) - y_k)` as an FFMA chain from 0, then
 /// `v * coeff` (with `add`: `FFMA(v, coeff, target)`). Exact.
 pub fn cross_ent_softmax_grad(
@@ -737,7 +737,7 @@ pub fn cross_ent_softmax_grad(
     Ok(())
 }
 
-/// `CrossEnt2CostLayer::CrossEntOperator` [A12] (`cost.crossent2`, element-wise binary
+/// `CrossEnt2CostLayer::CrossEntOperator` (2012) (`cost.crossent2`, element-wise binary
 /// cross-entropy; the layer's cost is `-Σ` of this): `t*safelog(y) +
 /// (1-t)*safelog(1-y)`, the first product fused. Bounded (`__logf`).
 pub fn cross_ent2_cost(labels: &[f32], probs: &[f32], out: &mut [f32]) -> Result<(), ShapeError> {
@@ -752,7 +752,7 @@ pub fn cross_ent2_cost(labels: &[f32], probs: &[f32], out: &mut [f32]) -> Result
     Ok(())
 }
 
-/// `CrossEnt2CostLayer::CrossEntGradientOperator` [A12] (`cost.crossent2` when its
+/// `CrossEnt2CostLayer::CrossEntGradientOperator` (2012) (`cost.crossent2` when its
 /// input is not a lone logistic neuron on the same GPU; the original also prints
 /// "Computing cross-ent gradient the stupid way" on each call, which is the layer's
 /// business): `coeff * (__fdividef(t, y) + __fdividef(1-t, 1-y))`, the first
@@ -817,7 +817,7 @@ pub fn logistic_cross_ent2_grad(
     Ok(())
 }
 
-/// `RobustFlickrCost::RobustFlickrCostOperator` [A12] (`cost.rflickr`; the layer's
+/// `RobustFlickrCost::RobustFlickrCostOperator` (2012) (`cost.rflickr`; the layer's
 /// cost is `Σ` of this): `__logf(1 + (y-t)²)`, the square fused with the `1 +`.
 /// Bounded (`__logf`).
 pub fn rflickr_cost(labels: &[f32], probs: &[f32], out: &mut [f32]) -> Result<(), ShapeError> {
@@ -833,7 +833,7 @@ pub fn rflickr_cost(labels: &[f32], probs: &[f32], out: &mut [f32]) -> Result<()
     Ok(())
 }
 
-/// `RobustFlickrCost::RobustFlickrCostGradientOperator` [A12]: `-coeff *
+/// `RobustFlickrCost::RobustFlickrCostGradientOperator` (2012): `-coeff *
 /// __fdividef(2d, 1 + d²)`, `d = y - t` (`1 + d²` fused; the final product and
 /// negation compiled as `FFMA(-q, coeff, -0)`, with `add` as `FFMA(-q, coeff,
 /// target)`). Bounded (`div.approx`).

@@ -40,24 +40,24 @@ use std::fmt;
 /// original's constructors do.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Neuron {
-    /// `ident` [both]: `y = x`; grad `g`. Exact.
+    /// `ident` (both generations): `y = x`; grad `g`. Exact.
     Ident,
-    /// `logistic` [both]: `y = __fdividef(1, 1 + __expf(-x))`; grad `g*y*(1-y)`.
+    /// `logistic` (both generations): `y = __fdividef(1, 1 + __expf(-x))`; grad `g*y*(1-y)`.
     /// Forward bounded (9 ulp of y), gradient exact given `y`.
     Logistic,
-    /// `abs` [both]: `y = x > 0 ? x : -x`; grad `g * (x > 0 ? 1 : -1)` (so −g at 0).
+    /// `abs` (both generations): `y = x > 0 ? x : -x`; grad `g * (x > 0 ? 1 : -1)` (so −g at 0).
     /// Exact. Not in place.
     Abs,
-    /// `relu` [both]: `y = x < 0 ? 0 : x`; grad `g * (y > 0)`. Exact.
+    /// `relu` (both generations): `y = x < 0 ? 0 : x`; grad `g * (y > 0)`. Exact.
     Relu,
-    /// `nrelu` [A12]: relu, then `y = y + y*n` with `n ~ N(0,1)` (the relu output is
+    /// `nrelu` (2012): relu, then `y = y + y*n` with `n ~ N(0,1)` (the relu output is
     /// used as the noise's standard deviation), then relu again; grad as relu on the
     /// final output (so the noise's dependence on `x` is ignored: with the noise
     /// frozen the derivative is `1 + n` on the active side, the code uses 1). The
     /// normal draws come in as a slice ([`Neuron::activate_noisy`]). `y + y*n` is one
     /// FFMA. Exact given the noise.
     NRelu,
-    /// `softrelu` [both]: `y = x > 4 ? x : __logf(1 + __expf(x))`; grad
+    /// `softrelu` (both generations): `y = x > 4 ? x : __logf(1 + __expf(x))`; grad
     /// `v > 4 ? g : g * __fdividef(e, 1 + e)` with `e = __expf(v)`. Not in place.
     ///
     /// **2011 BUG, reproduced by default:** `v` is the neuron's *output* `y` (the code
@@ -75,12 +75,12 @@ pub enum Neuron {
         /// Evaluate the 2011 gradient on the inputs (the 2012 behaviour).
         fix_grad: bool,
     },
-    /// `square` [both]: `y = x*x`; grad `2*g*x` (as `(g+g)*x`). Exact. Not in place.
+    /// `square` (both generations): `y = x*x`; grad `2*g*x` (as `(g+g)*x`). Exact. Not in place.
     Square,
-    /// `sqrt` [both]: `y = sqrtf(x)`; grad `__fdividef(g, 2*y)`. Forward exact,
+    /// `sqrt` (both generations): `y = sqrtf(x)`; grad `__fdividef(g, 2*y)`. Forward exact,
     /// gradient bounded (1.5 ulp).
     Sqrt,
-    /// `tanh[a,b]` [both]: `y = a*(__fdividef(2, 1 + __expf(-2b*x)) - 1)`. Gradient
+    /// `tanh[a,b]` (both generations): `y = a*(__fdividef(2, 1 + __expf(-2b*x)) - 1)`. Gradient
     /// 2011: `t = (1 - __fdividef(y, a))/2`, `g * (-4ab) * (t*(t-1))`; 2012:
     /// `g * b * (a - __fdividef(y*y, a))` (same mathematics, other roundings).
     /// Bounded: forward within 3.5 ulp of `a` (absolute: cancellation near 0),
@@ -93,20 +93,20 @@ pub enum Neuron {
         /// Which gradient formula.
         gen: Generation,
     },
-    /// `brelu[a]` [both]: `y = x < 0 ? 0 : x > a ? a : x`; grad `g * (y > 0) * (y < a)`.
+    /// `brelu[a]` (both generations): `y = x < 0 ? 0 : x > a ? a : x`; grad `g * (y > 0) * (y < a)`.
     /// Exact.
     BRelu {
         /// Upper bound `a`.
         a: f32,
     },
-    /// `linear[a,b]` [both]: `y = a*x + b` (one FMA); grad `g*a`. Exact.
+    /// `linear[a,b]` (both generations): `y = a*x + b` (one FMA); grad `g*a`. Exact.
     Linear {
         /// Slope `a`.
         a: f32,
         /// Offset `b`.
         b: f32,
     },
-    /// `drelu[a]` [A12]: `y = x - a*w`, `w = __fdividef(2, 1 + __expf(-2x/a)) - 1`
+    /// `drelu[a]` (2012): `y = x - a*w`, `w = __fdividef(2, 1 + __expf(-2x/a)) - 1`
     /// (tanh(x/a)); grad `g * w²`. Bounded: forward within 2.5 ulp of `max(|x|, a)`,
     /// gradient within 7 ulp of `g`. Not in place.
     DRelu {
@@ -452,7 +452,7 @@ impl Neuron {
         Ok(())
     }
 
-    /// `NoisyReluNeuron::activate` [A12]: `noise[i]` is the `curand_normal` draw the
+    /// `NoisyReluNeuron::activate` (2012): `noise[i]` is the `curand_normal` draw the
     /// original's `addGaussianNoise` uses for element `i` of the outputs (memory
     /// order; the random-number port produces it).
     pub fn activate_noisy(
