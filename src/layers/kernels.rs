@@ -33,6 +33,7 @@
 use super::{div_approx_parts, update3, update3_add, update4_add};
 use crate::cudaconv2::{require, ShapeError};
 use crate::nvmatrix::intrinsics::logf;
+use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
 
 /// Cases per task of the per-case kernels.
@@ -55,18 +56,12 @@ fn safelog(x: f32) -> f32 {
     }
 }
 
-/// `NVMatrix::max(0)` of a row-major `(rows, cols)` matrix, as `kDumbAggCols` with
-/// `NVMatrixAggs::Max` computes it: per column, from row 0 down, `m = x > m ? x : m`.
-/// (The NVMatrix port owns this aggregation; it is here so that the `compute*`
-/// wrappers below are complete.)
-fn col_max(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = m[..cols].to_vec();
-    for r in 1..rows {
-        for (o, &x) in out.iter_mut().zip(&m[r * cols..(r + 1) * cols]) {
-            *o = if x > *o { x } else { *o };
-        }
-    }
-    out
+/// `probs.max(0)` of a row-major `(rows, cols)` matrix, through NVMatrix's
+/// aggregation (`kDumbAggCols`: per column, serial from row 0).
+fn col_max(m: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>, ShapeError> {
+    let mut out = NvMatrix::default();
+    NvMatrix::from_vec(rows, cols, false, m.to_vec()).max(0, &mut out)?;
+    Ok(out.into_vec())
 }
 
 fn check_matrix(
@@ -162,7 +157,7 @@ pub fn compute_logreg_cost(
 ) -> Result<(), ShapeError> {
     check_matrix("computeLogregCost", "probs", probs, num_out, num_cases)?;
     require(num_out > 0, "computeLogregCost", "numOut > 0")?;
-    let max_probs = col_max(probs, num_out, num_cases);
+    let max_probs = col_max(probs, num_out, num_cases)?;
     logreg_cost(
         labels,
         probs,
@@ -233,7 +228,7 @@ pub fn compute_multi_softmax_cost(
     check_matrix(F, "energies", energies, num_out, num_cases)?;
     require(num_out > 0, F, "numOut > 0")?;
     let ranking = if use_energies { energies } else { probs };
-    let max = col_max(ranking, num_out, num_cases);
+    let max = col_max(ranking, num_out, num_cases)?;
     multi_softmax_cost(
         labels,
         probs,
@@ -651,7 +646,7 @@ pub fn compute_cross_ent_cost(
 ) -> Result<(), ShapeError> {
     check_matrix("computeCrossEntCost", "probs", probs, num_out, num_cases)?;
     require(num_out > 0, "computeCrossEntCost", "numOut > 0")?;
-    let max_probs = col_max(probs, num_out, num_cases);
+    let max_probs = col_max(probs, num_out, num_cases)?;
     cross_ent_cost(
         labels,
         probs,
