@@ -63,6 +63,7 @@
 //! modules without padding). The FMAs are AVX/FMA vector instructions (intrinsics, so
 //! that the test profile's opt-level 2 also vectorises them).
 
+use super::lanes::F32x8 as V8;
 use super::{require, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
@@ -1006,7 +1007,7 @@ fn tile<const V: usize>(rows: &[&[Lane; V]], filt: &[[f32; TILE_F]], out: &mut T
         let x: [V8; V] = std::array::from_fn(|v| V8::load(&x[v]));
         for f in 0..TILE_F {
             for v in 0..V {
-                acc[f][v] = x[v].mul_add(w[f], acc[f][v]);
+                acc[f][v] = x[v].mul_add(V8::splat(w[f]), acc[f][v]);
             }
         }
     }
@@ -1016,59 +1017,3 @@ fn tile<const V: usize>(rows: &[&[Lane; V]], filt: &[[f32; TILE_F]], out: &mut T
         }
     }
 }
-
-/// Eight f32 lanes in a vector register: `mul_add` is `f32::mul_add` in every lane
-/// (one rounding), written with AVX/FMA intrinsics where the build has them (the test
-/// profile's opt-level 2 does not vectorise the plain array form), else lane by lane.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
-mod simd {
-    use std::arch::x86_64::{
-        __m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_storeu_ps,
-    };
-
-    #[derive(Clone, Copy)]
-    pub struct V8(__m256);
-
-    impl V8 {
-        #[inline(always)]
-        pub fn load(x: &[f32; 8]) -> V8 {
-            // SAFETY: reads the 8 floats of `x` (unaligned load).
-            V8(unsafe { _mm256_loadu_ps(x.as_ptr()) })
-        }
-        #[inline(always)]
-        pub fn store(self, x: &mut [f32; 8]) {
-            // SAFETY: writes the 8 floats of `x` (unaligned store).
-            unsafe { _mm256_storeu_ps(x.as_mut_ptr(), self.0) }
-        }
-        /// `self*w + acc`, rounded once, in every lane.
-        #[inline(always)]
-        pub fn mul_add(self, w: f32, acc: V8) -> V8 {
-            // SAFETY: the build enables AVX and FMA (this module's cfg).
-            V8(unsafe { _mm256_fmadd_ps(self.0, _mm256_set1_ps(w), acc.0) })
-        }
-    }
-}
-
-#[cfg(not(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma")))]
-mod simd {
-    #[derive(Clone, Copy)]
-    pub struct V8([f32; 8]);
-
-    impl V8 {
-        #[inline(always)]
-        pub fn load(x: &[f32; 8]) -> V8 {
-            V8(*x)
-        }
-        #[inline(always)]
-        pub fn store(self, x: &mut [f32; 8]) {
-            *x = self.0;
-        }
-        /// `self*w + acc`, rounded once, in every lane.
-        #[inline(always)]
-        pub fn mul_add(self, w: f32, acc: V8) -> V8 {
-            V8(std::array::from_fn(|l| self.0[l].mul_add(w, acc.0[l])))
-        }
-    }
-}
-
-use simd::V8;

@@ -49,6 +49,7 @@
 // The host code's divisibility tests keep the original's `a % b == 0` form.
 #![allow(clippy::manual_is_multiple_of)]
 
+use super::lanes::F32x8 as V8;
 use super::{divup, require, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
@@ -1047,57 +1048,6 @@ fn module_range(
     (start, end.max(start))
 }
 
-/// Eight images: one AVX register. On x86-64 with FMA (our build target) the lane
-/// operation is spelled with the intrinsic so that LLVM keeps one register per `V8`;
-/// elsewhere it is the same `fma` per lane.
-#[derive(Clone, Copy)]
-struct V8(Lanes8);
-
-#[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
-type Lanes8 = std::arch::x86_64::__m256;
-#[cfg(not(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma")))]
-type Lanes8 = [f32; 8];
-
-#[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
-impl V8 {
-    #[inline(always)]
-    fn load(s: &[f32]) -> V8 {
-        let s = &s[..8];
-        // SAFETY: 8 readable floats; unaligned load.
-        V8(unsafe { std::arch::x86_64::_mm256_loadu_ps(s.as_ptr()) })
-    }
-    #[inline(always)]
-    fn store(self, d: &mut [f32]) {
-        let d = &mut d[..8];
-        // SAFETY: 8 writable floats; unaligned store.
-        unsafe { std::arch::x86_64::_mm256_storeu_ps(d.as_mut_ptr(), self.0) }
-    }
-    /// `fma(w, self, acc)` in every lane.
-    #[inline(always)]
-    fn fma_into(self, w: f32, acc: V8) -> V8 {
-        use std::arch::x86_64::*;
-        // SAFETY: the build enables AVX and FMA (cfg above).
-        V8(unsafe { _mm256_fmadd_ps(_mm256_set1_ps(w), self.0, acc.0) })
-    }
-}
-
-#[cfg(not(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma")))]
-impl V8 {
-    #[inline(always)]
-    fn load(s: &[f32]) -> V8 {
-        V8(s[..8].try_into().unwrap())
-    }
-    #[inline(always)]
-    fn store(self, d: &mut [f32]) {
-        d[..8].copy_from_slice(&self.0)
-    }
-    /// `fma(w, self, acc)` in every lane.
-    #[inline(always)]
-    fn fma_into(self, w: f32, acc: V8) -> V8 {
-        V8(std::array::from_fn(|i| w.mul_add(self.0[i], acc.0[i])))
-    }
-}
-
 /// For each module `k` in order, `acc[c][i] = fma(w[f*C + c], h[f*LANES + i], acc[c][i])`
 /// for f ascending, with `h = packed[h_at[k] + h_job..]` and `w = filters[w_at[k] +
 /// w_job..]`: the inner loop, on the first `C` colours of `acc`.
@@ -1127,7 +1077,7 @@ fn accumulate<const C: usize>(
                 for c in 0..C {
                     let wv = ws[u * C + c];
                     for v in 0..V {
-                        a[c][v] = hv[v].fma_into(wv, a[c][v]);
+                        a[c][v] = V8::splat(wv).mul_add(hv[v], a[c][v]);
                     }
                 }
             }

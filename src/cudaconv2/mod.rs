@@ -11,6 +11,7 @@
 pub mod conv_util;
 pub mod filter_acts;
 pub mod img_acts;
+pub mod lanes;
 pub mod shapes;
 pub mod weight_acts;
 

@@ -71,6 +71,7 @@
 // The original's conditions are written as `%` tests; we keep them that way.
 #![allow(clippy::manual_is_multiple_of)]
 
+use super::lanes::F32x8 as F8;
 use super::{divup, require, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
@@ -939,10 +940,10 @@ unsafe fn block_sum(
     npad: usize,
 ) {
     assert!(acc.len() == ROWS * FILTERS && b.len() >= ptrs.len() * npad * FILTERS);
-    let mut c = [[F8::ZERO; 2]; ROWS];
+    let mut c = [[F8::zero(); 2]; ROWS];
     for (r, cr) in c.iter_mut().enumerate() {
-        cr[0] = F8::load(acc.as_ptr().add(r * FILTERS));
-        cr[1] = F8::load(acc.as_ptr().add(r * FILTERS + 8));
+        cr[0] = F8::load_ptr(acc.as_ptr().add(r * FILTERS));
+        cr[1] = F8::load_ptr(acc.as_ptr().add(r * FILTERS + 8));
     }
     for (j, p) in ptrs.iter().enumerate() {
         let bj = b.as_ptr().add(j * npad * FILTERS);
@@ -952,8 +953,8 @@ unsafe fn block_sum(
         }
     }
     for (r, cr) in c.iter().enumerate() {
-        cr[0].store(acc.as_mut_ptr().add(r * FILTERS));
-        cr[1].store(acc.as_mut_ptr().add(r * FILTERS + 8));
+        cr[0].store_ptr(acc.as_mut_ptr().add(r * FILTERS));
+        cr[1].store_ptr(acc.as_mut_ptr().add(r * FILTERS + 8));
     }
 }
 
@@ -965,69 +966,13 @@ unsafe fn block_sum(
 unsafe fn micro(c: &mut [[F8; 2]; ROWS], a: &[*const f32; ROWS], b: *const f32, len: usize) {
     let mut acc = *c;
     for k in 0..len {
-        let b0 = F8::load(b.add(k * FILTERS));
-        let b1 = F8::load(b.add(k * FILTERS + 8));
+        let b0 = F8::load_ptr(b.add(k * FILTERS));
+        let b1 = F8::load_ptr(b.add(k * FILTERS + 8));
         for r in 0..ROWS {
             let x = F8::splat(*a[r].add(k));
-            acc[r][0] = x.fma(b0, acc[r][0]);
-            acc[r][1] = x.fma(b1, acc[r][1]);
+            acc[r][0] = x.mul_add(b0, acc[r][0]);
+            acc[r][1] = x.mul_add(b1, acc[r][1]);
         }
     }
     *c = acc;
-}
-
-/// 8 f32 lanes; `fma` is one correctly rounded fused multiply-add per lane.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
-#[derive(Clone, Copy)]
-struct F8(std::arch::x86_64::__m256);
-
-#[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
-impl F8 {
-    const ZERO: F8 =
-        F8(unsafe { std::mem::transmute::<[f32; 8], std::arch::x86_64::__m256>([0.0; 8]) });
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> F8 {
-        F8(std::arch::x86_64::_mm256_loadu_ps(p))
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        std::arch::x86_64::_mm256_storeu_ps(p, self.0)
-    }
-    #[inline(always)]
-    fn splat(x: f32) -> F8 {
-        // SAFETY: AVX is enabled at compile time (cfg above).
-        F8(unsafe { std::arch::x86_64::_mm256_set1_ps(x) })
-    }
-    /// `self*b + c`, one rounding.
-    #[inline(always)]
-    fn fma(self, b: F8, c: F8) -> F8 {
-        // SAFETY: FMA is enabled at compile time (cfg above).
-        F8(unsafe { std::arch::x86_64::_mm256_fmadd_ps(self.0, b.0, c.0) })
-    }
-}
-
-#[cfg(not(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma")))]
-#[derive(Clone, Copy)]
-struct F8([f32; 8]);
-
-#[cfg(not(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma")))]
-impl F8 {
-    const ZERO: F8 = F8([0.0; 8]);
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> F8 {
-        F8(std::ptr::read_unaligned(p as *const [f32; 8]))
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        std::ptr::write_unaligned(p as *mut [f32; 8], self.0)
-    }
-    #[inline(always)]
-    fn splat(x: f32) -> F8 {
-        F8([x; 8])
-    }
-    /// `self*b + c`, one rounding.
-    #[inline(always)]
-    fn fma(self, b: F8, c: F8) -> F8 {
-        F8(std::array::from_fn(|l| self.0[l].mul_add(b.0[l], c.0[l])))
-    }
 }
