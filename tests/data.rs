@@ -6,6 +6,7 @@
 use convnet::checkpoint::{self, value::PyObj};
 use convnet::config::Generation;
 use convnet::data::cifar::{CifarProvider, CroppedCifarProvider};
+use convnet::data::provider::DataProvider;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;

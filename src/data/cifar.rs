@@ -10,6 +10,7 @@
 //! (the original's numpy generator was never seeded).
 
 use super::batches::{batch_meta, load_batch, BatchMeta, Cursor, RawBatch};
+use super::provider::DataProvider;
 use crate::config::Generation;
 use crate::nvmatrix::NvMatrix;
 use crate::synthetic::SplitMix64;
@@ -103,10 +104,12 @@ impl CifarProvider {
             batches,
         })
     }
+}
 
+impl DataProvider for CifarProvider {
     /// `get_next_batch()`: `[data, labels]`; 2012 adds `labelsMat`, the one-hot
     /// `(classes, cases)` matrix.
-    pub fn next_batch(&mut self) -> Batch {
+    fn next_batch(&mut self) -> Batch {
         let (epoch, batchnum) = self.cursor.advance();
         let (d, l) = &self.batches[batchnum - self.cursor.range[0]];
         let mut data = vec![d.clone(), l.clone()];
@@ -128,7 +131,7 @@ impl CifarProvider {
     }
 
     /// `get_data_dims(idx)`: `num_vis`, 1, and in 2012 the number of classes.
-    pub fn data_dims(&self, idx: usize) -> usize {
+    fn data_dims(&self, idx: usize) -> usize {
         match idx {
             0 => self.meta.num_vis,
             2 if self.gen == Generation::A12 => self.num_classes(),
@@ -137,7 +140,7 @@ impl CifarProvider {
     }
 
     /// `get_num_classes()`.
-    pub fn num_classes(&self) -> usize {
+    fn num_classes(&self) -> usize {
         self.meta.label_names.len()
     }
 }
@@ -217,20 +220,6 @@ impl CroppedCifarProvider {
         self.size - 2 * self.border
     }
 
-    /// `get_data_dims(idx)`.
-    pub fn data_dims(&self, idx: usize) -> usize {
-        if idx == 0 {
-            self.inner() * self.inner() * self.colors
-        } else {
-            1
-        }
-    }
-
-    /// `get_num_classes()`.
-    pub fn num_classes(&self) -> usize {
-        self.meta.label_names.len()
-    }
-
     /// `(y, x, flipped)` of each multiview test view.
     fn views(&self) -> Vec<(usize, usize, bool)> {
         let b = self.border;
@@ -246,22 +235,15 @@ impl CroppedCifarProvider {
         }
     }
 
-    /// `num_views`: views per case in a test batch (1 without multiview).
-    pub fn num_views(&self) -> usize {
-        if self.multiview {
-            self.views().len()
-        } else {
-            1
-        }
-    }
-
     /// A uniform integer in `0..n` from the provider's generator.
     fn below(&mut self, n: usize) -> usize {
         (self.rng.next_u64() % n as u64) as usize
     }
+}
 
+impl DataProvider for CroppedCifarProvider {
     /// `get_next_batch()`.
-    pub fn next_batch(&mut self) -> Batch {
+    fn next_batch(&mut self) -> Batch {
         let (epoch, batchnum) = self.cursor.advance();
         let bi = batchnum - self.cursor.range[0];
         let (cases, inner, b) = (self.batches[bi].cases, self.inner(), self.border);
@@ -306,6 +288,29 @@ impl CroppedCifarProvider {
             epoch,
             batchnum,
             data: vec![NvMatrix::from_vec(dims, cases * views, false, out), labels],
+        }
+    }
+
+    /// `get_data_dims(idx)`.
+    fn data_dims(&self, idx: usize) -> usize {
+        if idx == 0 {
+            self.inner() * self.inner() * self.colors
+        } else {
+            1
+        }
+    }
+
+    /// `get_num_classes()`.
+    fn num_classes(&self) -> usize {
+        self.meta.label_names.len()
+    }
+
+    /// `num_views`: views per case in a test batch (1 without multiview).
+    fn num_views(&self) -> usize {
+        if self.multiview {
+            self.views().len()
+        } else {
+            1
         }
     }
 }

@@ -23,33 +23,6 @@ pub trait DataProvider {
     }
 }
 
-impl DataProvider for CifarProvider {
-    fn next_batch(&mut self) -> Batch {
-        CifarProvider::next_batch(self)
-    }
-    fn data_dims(&self, idx: usize) -> usize {
-        CifarProvider::data_dims(self, idx)
-    }
-    fn num_classes(&self) -> usize {
-        CifarProvider::num_classes(self)
-    }
-}
-
-impl DataProvider for CroppedCifarProvider {
-    fn next_batch(&mut self) -> Batch {
-        CroppedCifarProvider::next_batch(self)
-    }
-    fn data_dims(&self, idx: usize) -> usize {
-        CroppedCifarProvider::data_dims(self, idx)
-    }
-    fn num_classes(&self) -> usize {
-        CroppedCifarProvider::num_classes(self)
-    }
-    fn num_views(&self) -> usize {
-        CroppedCifarProvider::num_views(self)
-    }
-}
-
 /// `DummyConvNetDataProvider` (`dummy-cn-<dims>`): 512 cases of uniform `[0, 1)` data
 /// `(dims, 512)` and labels drawn from the 10 classes `(1, 512)`, from our seeded
 /// generator. As the original's `LabeledDummyDataProvider`, it reports the epoch and
