@@ -7,6 +7,7 @@ pub mod config;
 pub mod cudaconv2;
 pub mod data;
 pub mod layers;
+pub mod net;
 pub mod nvmatrix;
 pub mod options;
 pub mod parallel;
