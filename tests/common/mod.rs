@@ -2,6 +2,8 @@
 //! reference comparisons and the thread-count check.
 #![allow(dead_code)]
 
+pub mod ref64;
+
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::path::PathBuf;
