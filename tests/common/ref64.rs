@@ -1202,11 +1202,8 @@ impl RefNet {
                 grad = Some(gm);
             } else {
                 // fc/local: bprop accumulates straight into the increment, with the
-                // rate (2012: lr/numCases).
-                let sb = match gen {
-                    Generation::C1 => eps / n,
-                    Generation::A12 => eps / n,
-                };
+                // rate in both generations (2011 epsW/numCases, 2012 lr/numCases).
+                let sb = eps / n;
                 for e in 0..inc_b.data.len() {
                     inc_b.data[e] = mom * inc.data[e] + sb * neg[e];
                 }
