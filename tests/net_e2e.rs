@@ -282,7 +282,7 @@ fn run_net(gen: Generation, seed: u64, r: &RefNet) -> NetRun {
             continue;
         }
         if let Some(m) = net.acts(&l.name) {
-            acts.insert(l.name.clone(), logical(&l.name, m, l.outputs, CASES));
+            acts.insert(l.name.clone(), logical(&l.name, &m, l.outputs, CASES));
         }
     }
     let cost = net.cost().values.get("logprob").map(|(_, v)| v.clone());
@@ -296,7 +296,7 @@ fn run_net(gen: Generation, seed: u64, r: &RefNet) -> NetRun {
         }
         if let Some(m) = net.acts_grad(&l.name) {
             if !m.is_empty() {
-                acts_grad.insert(l.name.clone(), logical(&l.name, m, l.outputs, CASES));
+                acts_grad.insert(l.name.clone(), logical(&l.name, &m, l.outputs, CASES));
             }
         }
     }

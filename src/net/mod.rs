@@ -8,12 +8,23 @@
 //! (`copyToCPU`), so saving a checkpoint is pickling those dictionaries.
 
 pub mod cost;
+mod dict;
+mod gradcheck;
+pub mod kinds;
+pub mod layer;
+pub mod weights;
 
 pub use cost::Cost;
 
-use crate::config;
-use crate::nvmatrix::NvMatrix;
+use crate::config::{self, Generation};
+use crate::layers::lr::GlibcRandom;
+use crate::nvmatrix::{NvMatrix, RandomStreams};
+use dict::LayerDict;
+use kinds::{Build, Kind};
+use layer::{Bufs, Io, Layer, Rt};
+use std::cell::RefCell;
 use std::fmt;
+use weights::WeightArena;
 
 /// `PASS_TYPE`: what a forward/backward pass is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,101 +86,700 @@ pub struct GcSummary {
     pub failures: usize,
 }
 
-/// The network (`ConvNet`): layers in definition order, the weights they own or
+/// The network (`ConvNet`): layers in creation order, the weights they own or
 /// share, and the buffers of activations and gradients.
 pub struct ConvNet {
-    _private: (),
+    gen: Generation,
+    layers: Vec<Layer>,
+    bufs: Bufs,
+    weights: WeightArena,
+    data_layers: Vec<usize>,
+    costs: Vec<usize>,
+    rnd: RandomStreams,
+    glibc: GlibcRandom,
+    opts: NetOptions,
+    /// Cases of the last fprop's minibatch.
+    num_cases: usize,
+    /// 2012: backward passes since the last update (`numBwdMiniPasses`).
+    bwd_passes: usize,
+    /// Progress of the 2012 schedules in the current batch.
+    progress: f64,
 }
 
 impl ConvNet {
     /// `ConvNet(layerParams, minibatchSize, deviceID)` then `initCuda` (random
     /// streams, weights to the device).
-    pub fn new(_net: &config::Net, _opts: NetOptions) -> Result<ConvNet, NetError> {
-        todo!()
+    pub fn new(net: &config::Net, opts: NetOptions) -> Result<ConvNet, NetError> {
+        let gen = net.generation;
+        // 2011: the list order. 2012: the data layers, then the others, each in the
+        // Python dict's order (`PyDict_Values`; one device).
+        let order: Vec<usize> = match gen {
+            Generation::C1 => (0..net.layers.len()).collect(),
+            Generation::A12 => {
+                let is_data =
+                    |&i: &usize| net.layers[i].get("type").and_then(|t| t.as_str()) == Some("data");
+                let o = net.order();
+                o.iter()
+                    .copied()
+                    .filter(is_data)
+                    .chain(o.iter().copied().filter(|i| !is_data(i)))
+                    .collect()
+            }
+        };
+        let dicts: Vec<LayerDict> = order
+            .iter()
+            .map(|&i| LayerDict::new(&net.layers[i]))
+            .collect::<Result<_, _>>()?;
+        let index_of = |name: &str| dicts.iter().position(|d| d.name == name);
+        let mut weights = WeightArena::default();
+        let mut layers: Vec<Layer> = Vec::with_capacity(dicts.len());
+        let mut bufs = Bufs::default();
+        for d in &dicts {
+            let prev: Vec<usize> = match d.d.get("inputs") {
+                None => Vec::new(),
+                Some(_) => match gen {
+                    // 2011: indices into the definition-order list.
+                    Generation::C1 => d
+                        .usizes("inputs")?
+                        .into_iter()
+                        .map(|i| {
+                            let name = net
+                                .layers
+                                .get(i)
+                                .and_then(|l| l.get("name"))
+                                .and_then(|v| v.as_str());
+                            name.and_then(index_of)
+                                .ok_or_else(|| d.err(format!("input {i} does not exist")))
+                        })
+                        .collect::<Result<_, _>>()?,
+                    Generation::A12 => d
+                        .list("inputs")?
+                        .iter()
+                        .map(|v| {
+                            let name = v.as_str().unwrap_or("");
+                            index_of(name)
+                                .ok_or_else(|| d.err(format!("input '{name}' does not exist")))
+                        })
+                        .collect::<Result<_, _>>()?,
+                },
+            };
+            let built: Vec<(String, Vec<usize>)> = layers
+                .iter()
+                .filter_map(|l| match &l.kind {
+                    Kind::Weighted(w) => Some((l.name.clone(), w.weights.clone())),
+                    _ => None,
+                })
+                .collect();
+            let lookup = |name: &str| {
+                built
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, w)| w.clone())
+            };
+            let mut b = Build {
+                gen,
+                weights: &mut weights,
+                layer_weights: &lookup,
+            };
+            let (kind, trans) = Kind::new(d, &mut b).map_err(|e| named(e, d.name))?;
+            let target = |key: &str| -> Result<Option<usize>, NetError> {
+                let t = if d.has(key) { d.int(key)? } else { -1 };
+                Ok(usize::try_from(t).ok())
+            };
+            let (acts_target, acts_grad_target) =
+                (target("actsTarget")?, target("actsGradTarget")?);
+            let shared = |t: Option<usize>,
+                          of: &dyn Fn(&Layer) -> usize,
+                          v: &mut Vec<RefCell<NvMatrix>>|
+             -> Result<usize, NetError> {
+                Ok(match t {
+                    Some(t) => of(&layers[*prev
+                        .get(t)
+                        .ok_or_else(|| d.err("actsTarget names no input"))?]),
+                    None => {
+                        v.push(RefCell::default());
+                        v.len() - 1
+                    }
+                })
+            };
+            let acts = shared(acts_target, &|l| l.acts, &mut bufs.acts)?;
+            let grad = shared(acts_grad_target, &|l| l.grad, &mut bufs.grads)?;
+            layers.push(Layer {
+                name: d.name.to_string(),
+                ty: d.str("type")?.to_string(),
+                trans,
+                prev,
+                next: Vec::new(),
+                acts,
+                grad,
+                acts_target,
+                acts_grad_target,
+                grad_consumer: d.has("gradConsumer") && d.bool("gradConsumer")?,
+                num_grad_producers_next: 0,
+                rcvd_f: 0,
+                rcvd_b: 0,
+                conserve_mem: d.has("conserveMem") && d.bool("conserveMem")?,
+                gpu: if d.has("gpu") { d.int("gpu")? } else { 0 },
+                kind,
+            });
+        }
+        // The forward links, `isGradConsumer` over the inputs, and the grad producers
+        // among the consumers.
+        // (2012 links the layers in name order, so consumers are in name order.)
+        for i in link_order(gen, &layers) {
+            for j in layers[i].prev.clone() {
+                layers[j].next.push(i);
+            }
+        }
+        fn consumer(layers: &mut [Layer], i: usize, seen: &mut Vec<bool>) -> bool {
+            if !seen[i] {
+                seen[i] = true;
+                let mut c = layers[i].grad_consumer;
+                for p in layers[i].prev.clone() {
+                    c |= consumer(layers, p, seen);
+                }
+                layers[i].grad_consumer = c;
+            }
+            layers[i].grad_consumer
+        }
+        let mut seen = vec![false; layers.len()];
+        for i in 0..layers.len() {
+            consumer(&mut layers, i, &mut seen);
+        }
+        for i in 0..layers.len() {
+            layers[i].num_grad_producers_next = match gen {
+                Generation::C1 => layers[i]
+                    .next
+                    .iter()
+                    .filter(|&&n| layers[n].grad_producer())
+                    .count(),
+                Generation::A12 => layers[i]
+                    .next
+                    .iter()
+                    .filter(|&&n| leads_to_cost(&layers, n))
+                    .count(),
+            };
+        }
+        resolve_fusions(gen, &mut layers);
+        let data_layers = (0..layers.len())
+            .filter(|&i| matches!(layers[i].kind, Kind::Data { .. }))
+            .collect();
+        let costs = (0..layers.len())
+            .filter(|&i| matches!(layers[i].kind, Kind::Cost(_)))
+            .collect();
+        Ok(ConvNet {
+            gen,
+            layers,
+            bufs,
+            weights,
+            data_layers,
+            costs,
+            rnd: RandomStreams::init_random(opts.random_seed),
+            glibc: GlibcRandom::new(opts.random_seed as u32),
+            opts,
+            num_cases: 0,
+            bwd_passes: 0,
+            progress: 0.0,
+        })
+    }
+}
+
+/// Layer indices in the order the original links and updates them: 2011 the list
+/// order, 2012 the name order of its `std::map`.
+fn link_order(gen: Generation, layers: &[Layer]) -> Vec<usize> {
+    let mut o: Vec<usize> = (0..layers.len()).collect();
+    if gen == Generation::A12 {
+        o.sort_by(|&a, &b| layers[a].name.cmp(&layers[b].name));
+    }
+    o
+}
+
+/// 2012 `hasGradProducerNext`: `l` produces gradients and some chain of producers
+/// leads from it to a cost layer with a non-zero coefficient.
+fn leads_to_cost(layers: &[Layer], l: usize) -> bool {
+    layers[l].grad_producer()
+        && (layers[l].next.is_empty() || layers[l].next.iter().any(|&n| leads_to_cost(layers, n)))
+}
+
+/// Attaches the layer's name to an error that has none.
+fn named(mut e: NetError, layer: &str) -> NetError {
+    e.layer.get_or_insert_with(|| layer.to_string());
+    e
+}
+
+/// The fused gradients: a softmax whose only consumer is `cost.logreg` (2012: on
+/// the same GPU) computes the logreg gradient itself, and that cost layer then
+/// writes none.
+fn resolve_fusions(gen: Generation, layers: &mut [Layer]) {
+    for s in 0..layers.len() {
+        if layers[s].ty != "softmax" {
+            continue;
+        }
+        let fused = match layers[s].next.as_slice() {
+            &[c] if layers[c].ty == "cost.logreg"
+                && (gen == Generation::C1 || layers[c].gpu == layers[s].gpu) =>
+            {
+                let labels = layers[c].prev[0];
+                let coeff = match &layers[c].kind {
+                    Kind::Cost(k) => k.coeff,
+                    _ => unreachable!("cost.logreg is a cost layer"),
+                };
+                Some((layers[labels].acts, coeff))
+            }
+            _ => None,
+        };
+        if let Kind::Simple(kinds::simple::SimpleLayer::Softmax { fused: f }) = &mut layers[s].kind
+        {
+            *f = fused;
+        }
+    }
+    for c in 0..layers.len() {
+        if layers[c].ty != "cost.logreg" || layers[c].prev.len() < 2 {
+            continue;
+        }
+        let p = layers[c].prev[1];
+        let fused = matches!(
+            &layers[p].kind,
+            Kind::Simple(kinds::simple::SimpleLayer::Softmax { fused: Some(_) })
+        );
+        if let Kind::Cost(k) = &mut layers[c].kind {
+            if let kinds::cost::CostType::Logreg { do_work, .. } = &mut k.ty {
+                *do_work = !fused;
+            }
+        }
+    }
+}
+
+impl ConvNet {
+    /// Layer `l`'s buffers: own activations and gradient, its inputs'.
+    fn ids(&self, l: usize) -> (usize, usize, Vec<usize>, Vec<usize>) {
+        let layer = &self.layers[l];
+        (
+            layer.acts,
+            layer.grad,
+            layer.prev.iter().map(|&p| self.layers[p].acts).collect(),
+            layer.prev.iter().map(|&p| self.layers[p].grad).collect(),
+        )
+    }
+
+    /// Runs `f` on layer `l`'s type with its buffers and the run-time state.
+    fn with_layer<R>(
+        &mut self,
+        l: usize,
+        pass: Pass,
+        progress: f64,
+        f: impl FnOnce(&mut Kind, &Io, &mut Rt) -> Result<R, NetError>,
+    ) -> Result<R, NetError> {
+        let (acts, grad, in_acts, in_grads) = self.ids(l);
+        let io = Io {
+            bufs: &self.bufs,
+            acts,
+            grad,
+            in_acts,
+            in_grads,
+        };
+        let update_cases = match self.gen {
+            Generation::A12 if self.opts.wupdate_freq > 1 => {
+                Some(self.opts.wupdate_freq * self.opts.minibatch_size)
+            }
+            _ => None,
+        };
+        let mut rt = Rt {
+            gen: self.gen,
+            pass,
+            weights: &mut self.weights,
+            rnd: &mut self.rnd,
+            glibc: &mut self.glibc,
+            progress,
+            update_cases,
+            seed: self.opts.random_seed,
+        };
+        let layer = &mut self.layers[l];
+        f(&mut layer.kind, &io, &mut rt).map_err(|e| named(e, &layer.name))
+    }
+
+    /// Flips the views of layer `l`'s own and its inputs' matrices to its orientation
+    /// (`transpose(_trans)`), activations and (`grads`) gradients.
+    fn orient(&self, l: usize, grads: bool) {
+        let layer = &self.layers[l];
+        let t = layer.trans;
+        self.bufs.acts[layer.acts].borrow_mut().transpose_to(t);
+        for &p in &layer.prev {
+            self.bufs.acts[self.layers[p].acts]
+                .borrow_mut()
+                .transpose_to(t);
+            if grads {
+                self.bufs.grads[self.layers[p].grad]
+                    .borrow_mut()
+                    .transpose_to(t);
+            }
+        }
+        if grads {
+            self.bufs.grads[layer.grad].borrow_mut().transpose_to(t);
+        }
+    }
+
+    /// `Layer::fprop(passType)` once every input has delivered: `fpropActs` on the
+    /// input whose matrix it computes in (if any) with `scaleTargets = 0`, then on the
+    /// others (the first writer overwrites, later ones add), then the consumers.
+    fn fprop_layer(&mut self, l: usize, pass: Pass) -> Result<(), NetError> {
+        self.orient(l, false);
+        let target = self.layers[l].acts_target;
+        if let Some(t) = target {
+            self.with_layer(l, pass, 0.0, |k, io, rt| k.fprop_acts(io, t, 0.0, rt))?;
+        }
+        for i in 0..self.layers[l].prev.len() {
+            if Some(i) != target {
+                let scale = (target.is_some() || i > 0) as u8 as f32;
+                self.with_layer(l, pass, 0.0, |k, io, rt| k.fprop_acts(io, i, scale, rt))?;
+            }
+        }
+        self.fprop_next(l, pass)
+    }
+
+    /// `fpropNext`: each consumer counts the delivery and runs when complete.
+    fn fprop_next(&mut self, l: usize, pass: Pass) -> Result<(), NetError> {
+        for n in self.layers[l].next.clone() {
+            self.layers[n].rcvd_f += 1;
+            if self.layers[n].rcvd_f == self.layers[n].prev.len() {
+                self.fprop_layer(n, pass)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        for l in &mut self.layers {
+            l.rcvd_f = 0;
+            l.rcvd_b = 0;
+        }
     }
 
     /// `fprop(data, passType)` on one minibatch: `data[i]` is the matrix of `dataIdx
     /// i`, `(dims, cases)` row-major.
-    pub fn fprop(&mut self, _data: &[NvMatrix], _pass: Pass) -> Result<(), NetError> {
-        todo!()
+    pub fn fprop(&mut self, data: &[NvMatrix], pass: Pass) -> Result<(), NetError> {
+        self.reset();
+        self.num_cases = data.first().map_or(0, NvMatrix::cols);
+        for d in self.data_layers.clone() {
+            let Kind::Data { data_idx } = self.layers[d].kind else {
+                unreachable!("data layers are data layers")
+            };
+            let m = data.get(data_idx).ok_or_else(|| NetError {
+                layer: Some(self.layers[d].name.clone()),
+                message: format!("the data provider gives no matrix {data_idx}"),
+            })?;
+            *self.bufs.acts[self.layers[d].acts].borrow_mut() = m.clone();
+            self.fprop_next(d, pass)?;
+        }
+        Ok(())
     }
 
-    /// `bprop(passType)`: from each cost layer, in the order of the cost list.
-    pub fn bprop(&mut self, _pass: Pass) -> Result<(), NetError> {
-        todo!()
+    /// `Layer::bprop(passType)`: runs once every gradient-producing consumer has
+    /// delivered (cost layers only with a non-zero coefficient).
+    fn bprop_layer(&mut self, l: usize, pass: Pass) -> Result<(), NetError> {
+        let layer = &mut self.layers[l];
+        if matches!(&layer.kind, Kind::Cost(c) if c.coeff == 0.0) {
+            return Ok(());
+        }
+        if layer.rcvd_b != layer.num_grad_producers_next {
+            return Ok(());
+        }
+        layer.rcvd_b += 1;
+        self.orient(l, true);
+        self.with_layer(l, pass, self.progress, |k, io, rt| k.bprop_common(io, rt))?;
+        let producer = self.layers[l].grad_producer();
+        let prev = self.layers[l].prev.clone();
+        if producer {
+            // The gradient buffer this layer shares goes last.
+            let shared = self.layers[l].acts_grad_target;
+            let order = (0..prev.len()).filter(|&i| Some(i) != shared).chain(shared);
+            for i in order {
+                let p = prev[i];
+                if self.layers[p].grad_consumer {
+                    let scale = (self.layers[p].rcvd_b > 0) as u8 as f32;
+                    self.with_layer(l, pass, self.progress, |k, io, rt| {
+                        k.bprop_acts(io, i, scale, rt)
+                    })?;
+                    self.layers[p].rcvd_b += 1;
+                }
+            }
+        }
+        self.trunc_bwd_acts(l);
+        if producer {
+            for p in prev {
+                if self.layers[p].grad_consumer {
+                    self.bprop_layer(p, pass)?;
+                }
+            }
+        }
+        Ok(())
     }
 
-    /// `updateWeights()` (2012: with the progress of the schedules).
-    pub fn update_weights(&mut self, _progress: f64) -> Result<(), NetError> {
-        todo!()
+    /// `truncBwdActs()`: with `conserveMem`, free the activations and the gradient
+    /// this layer owns.
+    fn trunc_bwd_acts(&mut self, l: usize) {
+        let layer = &self.layers[l];
+        if layer.conserve_mem {
+            if layer.acts_grad_target.is_none() {
+                self.bufs.grads[layer.grad].borrow_mut().truncate();
+            }
+            self.bufs.acts[layer.acts].borrow_mut().truncate();
+        }
+    }
+
+    /// `bprop(passType)`: from each cost layer, in the order of the cost list (2012:
+    /// first counts the backward pass, `numBwdMiniPasses`).
+    pub fn bprop(&mut self, pass: Pass) -> Result<(), NetError> {
+        if self.gen == Generation::A12 {
+            self.bwd_passes = (self.bwd_passes + 1) % self.opts.wupdate_freq.max(1);
+        }
+        for c in self.costs.clone() {
+            self.bprop_layer(c, pass)?;
+        }
+        self.reset();
+        Ok(())
+    }
+
+    /// `updateWeights()`, every weight layer in link order (2012: with the progress of
+    /// the schedules, only after every `wupdate_freq`-th backward pass, and only layers
+    /// that computed a gradient since their last update).
+    pub fn update_weights(&mut self, progress: f64) -> Result<(), NetError> {
+        if self.gen == Generation::A12 && self.bwd_passes != 0 {
+            return Ok(());
+        }
+        for l in link_order(self.gen, &self.layers) {
+            self.with_layer(l, Pass::Train, progress, |k, _, rt| match k {
+                Kind::Weighted(w) => w.update(rt),
+                _ => Ok(()),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl ConvNet {
+    pub fn generation(&self) -> Generation {
+        self.gen
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.layers.iter().position(|l| l.name == name)
     }
 
     /// `getCost()`: the cost layers' values of the last fprop.
     pub fn cost(&self) -> Cost {
-        todo!()
+        let mut c = Cost {
+            num_cases: self.num_cases,
+            values: Default::default(),
+        };
+        for &l in &self.costs {
+            if let Kind::Cost(k) = &self.layers[l].kind {
+                c.values.insert(
+                    self.layers[l].name.clone(),
+                    (k.coeff as f64, k.costv.clone()),
+                );
+            }
+        }
+        c
     }
 
     /// A layer's activations after the last fprop.
-    pub fn acts(&self, _layer: &str) -> Option<&NvMatrix> {
-        todo!()
+    pub fn acts(&self, layer: &str) -> Option<std::cell::Ref<'_, NvMatrix>> {
+        self.find(layer)
+            .map(|l| self.bufs.acts[self.layers[l].acts].borrow())
     }
 
     /// A layer's activity gradient after the last bprop.
-    pub fn acts_grad(&self, _layer: &str) -> Option<&NvMatrix> {
-        todo!()
+    pub fn acts_grad(&self, layer: &str) -> Option<std::cell::Ref<'_, NvMatrix>> {
+        self.find(layer)
+            .map(|l| self.bufs.grads[self.layers[l].grad].borrow())
+    }
+
+    fn weight_layer(&self, layer: &str) -> Option<&kinds::weighted::WeightLayer> {
+        match &self.layers[self.find(layer)?].kind {
+            Kind::Weighted(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    fn view(&self, id: usize) -> WeightsView<'_> {
+        let m = self.weights.mats(id);
+        WeightsView {
+            w: &m.w,
+            inc: &m.inc,
+            grad: self.weights.grad(id),
+        }
     }
 
     /// Weight matrix `i` of a weight layer (the owner's matrices if shared).
-    pub fn weights(&self, _layer: &str, _i: usize) -> Option<WeightsView<'_>> {
-        todo!()
+    pub fn weights(&self, layer: &str, i: usize) -> Option<WeightsView<'_>> {
+        let id = *self.weight_layer(layer)?.weights.get(i)?;
+        Some(self.view(id))
     }
 
     /// The biases of a weight layer.
-    pub fn biases(&self, _layer: &str) -> Option<WeightsView<'_>> {
-        todo!()
+    pub fn biases(&self, layer: &str) -> Option<WeightsView<'_>> {
+        Some(self.view(self.weight_layer(layer)?.biases))
+    }
+
+    /// `DataProvider::getMinibatch(idx)`: columns `[idx*mb, min((idx+1)*mb, cases))` of
+    /// every data matrix.
+    fn minibatch(data: &[NvMatrix], start: usize, end: usize) -> Result<Vec<NvMatrix>, NetError> {
+        data.iter()
+            .map(|m| {
+                let mut t = NvMatrix::default();
+                m.slice_cols(start, Some(end), &mut t)?;
+                Ok(t)
+            })
+            .collect()
+    }
+
+    fn minibatches(&self, data: &[NvMatrix]) -> Vec<(usize, usize)> {
+        let cases = data.first().map_or(0, NvMatrix::cols);
+        let mb = self.opts.minibatch_size.max(1);
+        (0..cases.div_ceil(mb))
+            .map(|i| (i * mb, ((i + 1) * mb).min(cases)))
+            .collect()
     }
 
     /// `TrainingWorker` with `test = false`: every minibatch of the batch: fprop,
-    /// accumulate the cost, bprop, update. `progress` feeds the 2012 schedules.
-    pub fn train_batch(&mut self, _data: &[NvMatrix], _progress: f64) -> Result<Cost, NetError> {
-        todo!()
+    /// accumulate the cost, bprop, update (2012: every `wupdate_freq` backward
+    /// passes). `progress` feeds the 2012 schedules.
+    pub fn train_batch(&mut self, data: &[NvMatrix], progress: f64) -> Result<Cost, NetError> {
+        // The workers hand the schedules float(progress).
+        self.progress = progress as f32 as f64;
+        let mut cost = Cost::default();
+        for (s, e) in self.minibatches(data) {
+            self.fprop(&Self::minibatch(data, s, e)?, Pass::Train)?;
+            cost.add(&self.cost());
+            self.bprop(Pass::Train)?;
+            self.update_weights(self.progress)?;
+        }
+        Ok(cost)
     }
 
     /// `TrainingWorker` with `test = true`: fprop every minibatch with `PASS_TEST`.
-    pub fn test_batch(&mut self, _data: &[NvMatrix]) -> Result<Cost, NetError> {
-        todo!()
+    pub fn test_batch(&mut self, data: &[NvMatrix]) -> Result<Cost, NetError> {
+        let mut cost = Cost::default();
+        for (s, e) in self.minibatches(data) {
+            self.fprop(&Self::minibatch(data, s, e)?, Pass::Test)?;
+            cost.add(&self.cost());
+        }
+        Ok(cost)
     }
 
-    /// `MultiviewTestWorker`: `data` holds `num_views` view-major blocks of cases;
-    /// `logreg` names the cost layer whose softmax input is averaged over the views.
+    /// `MultiviewTestWorker` (2011 protocol): `data` holds `num_views` view-major
+    /// blocks of cases; for each minibatch of real cases, fprop each view, average the
+    /// softmax input of the `logreg` cost layer over the views, then fprop that layer
+    /// alone on the average.
     pub fn multiview_test(
         &mut self,
-        _data: &[NvMatrix],
-        _num_views: usize,
-        _logreg: &str,
+        data: &[NvMatrix],
+        num_views: usize,
+        logreg: &str,
     ) -> Result<Cost, NetError> {
-        todo!()
+        let err = |m: String| NetError {
+            layer: Some(logreg.to_string()),
+            message: m,
+        };
+        let lr = self
+            .find(logreg)
+            .ok_or_else(|| err("no such layer".into()))?;
+        if self.layers[lr].ty != "cost.logreg" {
+            return Err(err("not a cost.logreg layer".into()));
+        }
+        let cases = data.first().map_or(0, NvMatrix::cols);
+        if num_views == 0 || !cases.is_multiple_of(num_views) {
+            return Err(err(format!("{cases} cases are not {num_views} views")));
+        }
+        let real = cases / num_views;
+        let mb = self.opts.minibatch_size.max(1);
+        let probs_layer = self.layers[lr].prev[1];
+        let mut cost = Cost::default();
+        for i in 0..real.div_ceil(mb) {
+            let mut avg = NvMatrix::default();
+            for v in 0..num_views {
+                let (s, e) = (
+                    v * real + i * mb,
+                    ((v + 1) * real).min(v * real + (i + 1) * mb),
+                );
+                self.fprop(&Self::minibatch(data, s, e)?, Pass::Test)?;
+                let p = self.bufs.acts[self.layers[probs_layer].acts].borrow();
+                if v == 0 {
+                    avg = p.clone();
+                } else {
+                    avg.add(&p, 1.0, 1.0)?;
+                }
+            }
+            avg.scale(1.0 / num_views as f32);
+            *self.bufs.acts[self.layers[probs_layer].acts].borrow_mut() = avg;
+            self.orient(lr, false);
+            self.with_layer(lr, Pass::Test, 0.0, |k, io, rt| {
+                k.fprop_acts(io, 0, 0.0, rt)
+            })?;
+            cost.add(&self.cost());
+        }
+        Ok(cost)
     }
 
     /// `FeatureWorker`: fprop with `PASS_TEST` and collect `layer`'s activations as a
     /// `(cases, outputs)` row-major matrix.
-    pub fn features(&mut self, _data: &[NvMatrix], _layer: &str) -> Result<(Cost, NvMatrix), NetError> {
-        todo!()
-    }
-
-    /// `GradCheckWorker` / `checkGradients()` on the first minibatch of `data`,
-    /// printing the original's report to `out`.
-    pub fn check_gradients(
+    pub fn features(
         &mut self,
-        _data: &[NvMatrix],
-        _out: &mut dyn std::io::Write,
-    ) -> Result<GcSummary, NetError> {
-        todo!()
+        data: &[NvMatrix],
+        layer: &str,
+    ) -> Result<(Cost, NvMatrix), NetError> {
+        let l = self.find(layer).ok_or_else(|| NetError {
+            layer: Some(layer.to_string()),
+            message: "no such layer".into(),
+        })?;
+        let cases = data.first().map_or(0, NvMatrix::cols);
+        let mut cost = Cost::default();
+        let mut out: Option<NvMatrix> = None;
+        for (s, e) in self.minibatches(data) {
+            self.fprop(&Self::minibatch(data, s, e)?, Pass::Test)?;
+            cost.add(&self.cost());
+            let a = self.bufs.acts[self.layers[l].acts].borrow();
+            let outputs = a.len() / (e - s);
+            let o = out.get_or_insert_with(|| NvMatrix::new(cases, outputs, false));
+            // Activations are (outputs, cases) in memory whatever their view.
+            let n = e - s;
+            for c in 0..n {
+                for k in 0..outputs {
+                    o.set(s + c, k, a.data()[k * n + c]);
+                }
+            }
+        }
+        Ok((cost, out.unwrap_or_default()))
     }
 
-    /// `copyToCPU()` / `syncWithHost`: write every owner's weights and increments
-    /// (and biases) back into the layer dictionaries.
-    pub fn sync_to_host(&self, _net: &mut config::Net) {
-        todo!()
+    /// `copyToCPU()` / `syncWithHost`: write every weight layer's weights and
+    /// increments and its biases back into the layer dictionaries.
+    pub fn sync_to_host(&self, net: &mut config::Net) {
+        use config::value::Value;
+        for d in &mut net.layers {
+            let Some(name) = d.get("name").and_then(Value::as_str).map(str::to_string) else {
+                continue;
+            };
+            let Some(w) = self.weight_layer(&name) else {
+                continue;
+            };
+            for (key, ids) in [("weights", &w.weights), ("weightsInc", &w.weights)] {
+                if let Some(Value::List(list)) = d.get_mut(key) {
+                    for (a, &id) in list.iter_mut().zip(ids.iter()) {
+                        if let Value::Array(a) = a {
+                            let m = self.weights.mats(id);
+                            dict::store(if key == "weights" { &m.w } else { &m.inc }, a);
+                        }
+                    }
+                }
+            }
+            let b = self.weights.mats(w.biases);
+            for (key, m) in [("biases", &b.w), ("biasesInc", &b.inc)] {
+                if let Some(Value::Array(a)) = d.get_mut(key) {
+                    dict::store(m, a);
+                }
+            }
+        }
     }
 }

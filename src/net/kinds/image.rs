@@ -1,0 +1,435 @@
+//! Port of layer.cu's image layers (both generations): `AvgPoolLayer`,
+//! `MaxPoolLayer` (2012 also max-abs and random pooling), `ResponseNormLayer`,
+//! `CrossMapResponseNormLayer`, `ContrastNormLayer`, `NailbedLayer`,
+//! `GaussianBlurLayer`, `ResizeLayer`, `RGBToYUVLayer` and `RGBToLABLayer`, over the
+//! conv_util kernels.
+//!
+//! Blur and the colour conversions may compute in their input's matrix (`actsTarget`,
+//! `actsGradTarget`); where the original then runs a kernel with the same matrix as
+//! input and output we read a copy of the input (the elementwise kernels give the same
+//! values either way; the blur kernel would race on the GPU).
+
+use super::super::dict::LayerDict;
+use super::super::layer::{Io, Rt};
+use super::super::NetError;
+use crate::config::Generation;
+use crate::cudaconv2::conv_util::pool::{AvgPooler, MaxAbsPooler, MaxPooler};
+use crate::cudaconv2::conv_util::{norm, pool, util};
+use crate::nvmatrix::NvMatrix;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PoolType {
+    Max,
+    Avg,
+    MaxAbs,
+    /// 2012 `rand` (`doMax` false): stochastic pooling (inferred kernel).
+    Rand,
+}
+
+pub enum ImageLayer {
+    Pool {
+        ty: PoolType,
+        channels: usize,
+        size_x: usize,
+        start: i32,
+        stride: usize,
+        outputs_x: usize,
+        img_size: usize,
+        draws: u64,
+    },
+    /// `rnorm` (`cross_map` false) and `cmrnorm`.
+    ResponseNorm {
+        cross_map: bool,
+        channels: usize,
+        size: usize,
+        scale: f32,
+        pow: f32,
+        blocked: bool,
+        /// 2012 `minDiv` of `cmrnorm`.
+        min_div: Option<f32>,
+        denoms: NvMatrix,
+    },
+    ContrastNorm {
+        channels: usize,
+        size: usize,
+        scale: f32,
+        pow: f32,
+        img_size: usize,
+        denoms: NvMatrix,
+        mean_diffs: NvMatrix,
+    },
+    Nailbed {
+        channels: usize,
+        start: i32,
+        stride: usize,
+        img_size: usize,
+    },
+    Blur {
+        channels: usize,
+        filter: NvMatrix,
+        tmp: NvMatrix,
+    },
+    Resize {
+        img_size: usize,
+        tgt_size: usize,
+        scale: f32,
+    },
+    Yuv,
+    Lab {
+        center: bool,
+    },
+}
+
+impl ImageLayer {
+    pub fn new(d: &LayerDict, gen: Generation) -> Result<Option<ImageLayer>, NetError> {
+        let ty = d.str("type")?;
+        Ok(Some(match ty {
+            "pool" => {
+                let pool = d.str("pool")?;
+                let ty = match (pool, gen) {
+                    ("max", _) => PoolType::Max,
+                    ("avg", _) => PoolType::Avg,
+                    ("maxabs", Generation::A12) => PoolType::MaxAbs,
+                    ("rand", Generation::A12) if d.has("doMax") && d.bool("doMax")? => {
+                        PoolType::Max
+                    }
+                    ("rand", Generation::A12) => PoolType::Rand,
+                    _ => return Err(d.err(format!("Unknown pooling layer type {pool}"))),
+                };
+                ImageLayer::Pool {
+                    ty,
+                    channels: d.usize("channels")?,
+                    size_x: d.usize("sizeX")?,
+                    start: d.int("start")? as i32,
+                    stride: d.usize("stride")?,
+                    outputs_x: d.usize("outputsX")?,
+                    img_size: d.usize("imgSize")?,
+                    draws: 0,
+                }
+            }
+            "rnorm" | "cmrnorm" => ImageLayer::ResponseNorm {
+                cross_map: ty == "cmrnorm",
+                channels: d.usize("channels")?,
+                size: d.usize("size")?,
+                scale: d.float("scale")?,
+                pow: d.float("pow")?,
+                blocked: ty == "cmrnorm" && d.bool("blocked")?,
+                min_div: if ty == "cmrnorm" && gen == Generation::A12 {
+                    Some(d.float("minDiv")?)
+                } else {
+                    None
+                },
+                denoms: NvMatrix::default(),
+            },
+            "cnorm" => ImageLayer::ContrastNorm {
+                channels: d.usize("channels")?,
+                size: d.usize("size")?,
+                scale: d.float("scale")?,
+                pow: d.float("pow")?,
+                img_size: d.usize("imgSize")?,
+                denoms: NvMatrix::default(),
+                mean_diffs: NvMatrix::default(),
+            },
+            "nailbed" => ImageLayer::Nailbed {
+                channels: d.usize("channels")?,
+                start: d.int("start")? as i32,
+                stride: d.usize("stride")?,
+                img_size: d.usize("imgSize")?,
+            },
+            "blur" => ImageLayer::Blur {
+                channels: d.usize("channels")?,
+                filter: d.matrix("filter")?,
+                tmp: NvMatrix::default(),
+            },
+            "resize" => ImageLayer::Resize {
+                img_size: d.usize("imgSize")?,
+                tgt_size: d.usize("tgtSize")?,
+                scale: d.float("scale")?,
+            },
+            "rgb2yuv" => ImageLayer::Yuv,
+            "rgb2lab" => ImageLayer::Lab {
+                center: d.bool("center")?,
+            },
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The input, or a copy of it where this layer computes in its input's matrix.
+    fn input(io: &Io) -> NvMatrix {
+        io.input(0).clone()
+    }
+
+    pub fn fprop_acts(&mut self, io: &Io, rt: &mut Rt) -> Result<(), NetError> {
+        match self {
+            ImageLayer::Pool {
+                ty,
+                channels,
+                size_x,
+                start,
+                stride,
+                outputs_x,
+                draws,
+                ..
+            } => {
+                let (x, mut a) = (io.input(0), io.acts_mut());
+                let (c, s, st, sd, o) = (*channels, *size_x, *start, *stride, *outputs_x);
+                match ty {
+                    PoolType::Max => pool::conv_local_pool(&x, &mut a, c, s, st, sd, o, MaxPooler)?,
+                    PoolType::Avg => pool::conv_local_pool(&x, &mut a, c, s, st, sd, o, AvgPooler)?,
+                    PoolType::MaxAbs => {
+                        pool::conv_local_pool(&x, &mut a, c, s, st, sd, o, MaxAbsPooler)?
+                    }
+                    PoolType::Rand => {
+                        *draws += 1;
+                        let seed = rt.seed ^ draws.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                        pool::conv_local_random_pool(&x, &mut a, c, s, st, sd, o, seed)?
+                    }
+                }
+            }
+            ImageLayer::ResponseNorm {
+                cross_map,
+                channels,
+                size,
+                scale,
+                pow,
+                blocked,
+                min_div,
+                denoms,
+            } => {
+                let (x, mut a) = (io.input(0), io.acts_mut());
+                match (*cross_map, *min_div) {
+                    (false, _) => norm::conv_response_norm(
+                        &x, denoms, &mut a, *channels, *size, *scale, *pow,
+                    )?,
+                    (true, None) => norm::conv_response_norm_cross_map(
+                        &x, denoms, &mut a, *channels, *size, *scale, *pow, *blocked,
+                    )?,
+                    (true, Some(m)) => norm::conv_response_norm_cross_map_min_div(
+                        &x, denoms, &mut a, *channels, *size, *scale, *pow, m, *blocked,
+                    )?,
+                }
+            }
+            ImageLayer::ContrastNorm {
+                channels,
+                size,
+                scale,
+                pow,
+                img_size,
+                denoms,
+                mean_diffs,
+            } => {
+                let (x, mut a) = (io.input(0), io.acts_mut());
+                let half = (*size / 2) as i32;
+                pool::conv_local_pool(
+                    &x, mean_diffs, *channels, *size, -half, 1, *img_size, AvgPooler,
+                )?;
+                mean_diffs.add(&x, -1.0, 1.0)?;
+                norm::conv_contrast_norm(
+                    &x, mean_diffs, denoms, &mut a, *channels, *size, *scale, *pow,
+                )?;
+            }
+            ImageLayer::Nailbed {
+                channels,
+                start,
+                stride,
+                img_size,
+            } => {
+                let (x, mut a) = (io.input(0), io.acts_mut());
+                util::conv_bed_of_nails(
+                    &x, &mut a, *channels, *img_size, *start, *stride, 0.0, 1.0,
+                )?;
+            }
+            ImageLayer::Blur {
+                channels, filter, ..
+            } => {
+                let x = Self::input(io);
+                let mut a = io.acts_mut();
+                util::conv_gaussian_blur(&x, filter, &mut a, true, *channels, 0.0, 1.0)?;
+                util::conv_gaussian_blur_in_place(&mut a, filter, false, *channels, 0.0, 1.0)?;
+            }
+            ImageLayer::Resize {
+                img_size,
+                tgt_size,
+                scale,
+            } => {
+                let (x, mut a) = (io.input(0), io.acts_mut());
+                util::conv_resize_bilinear(&x, &mut a, *img_size, *tgt_size, *scale)?;
+            }
+            ImageLayer::Yuv => {
+                let x = Self::input(io);
+                util::conv_rgb_to_yuv(&x, &mut io.acts_mut())?;
+            }
+            ImageLayer::Lab { center } => {
+                let x = Self::input(io);
+                util::conv_rgb_to_lab(&x, &mut io.acts_mut(), *center)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn bprop_acts(&mut self, io: &Io, scale: f32) -> Result<(), NetError> {
+        match self {
+            ImageLayer::Pool {
+                ty,
+                size_x,
+                start,
+                stride,
+                outputs_x,
+                img_size,
+                ..
+            } => {
+                let (v, mut target) = (io.v(), io.prev_grad_mut(0));
+                let (s, st, sd, o) = (*size_x, *start, *stride, *outputs_x);
+                match ty {
+                    PoolType::Avg => pool::conv_local_avg_undo(
+                        &v,
+                        &mut target,
+                        s,
+                        st,
+                        sd,
+                        o,
+                        *img_size,
+                        scale,
+                        1.0,
+                    )?,
+                    _ => pool::conv_local_max_undo(
+                        &io.input(0),
+                        &v,
+                        &io.acts(),
+                        &mut target,
+                        s,
+                        st,
+                        sd,
+                        o,
+                        scale,
+                        1.0,
+                    )?,
+                }
+            }
+            ImageLayer::ResponseNorm {
+                cross_map,
+                channels,
+                size,
+                scale: add_scale,
+                pow,
+                blocked,
+                denoms,
+                ..
+            } => {
+                let (v, x, mut a, mut target) =
+                    (io.v(), io.input(0), io.acts_mut(), io.prev_grad_mut(0));
+                if *cross_map {
+                    norm::conv_response_norm_cross_map_undo(
+                        &v,
+                        denoms,
+                        &x,
+                        &mut a,
+                        &mut target,
+                        *channels,
+                        *size,
+                        *add_scale,
+                        *pow,
+                        *blocked,
+                        scale,
+                        1.0,
+                    )?;
+                } else {
+                    norm::conv_response_norm_undo(
+                        &v,
+                        denoms,
+                        &x,
+                        &mut a,
+                        &mut target,
+                        *channels,
+                        *size,
+                        *add_scale,
+                        *pow,
+                        scale,
+                        1.0,
+                    )?;
+                }
+            }
+            ImageLayer::ContrastNorm {
+                channels,
+                size,
+                scale: add_scale,
+                pow,
+                denoms,
+                mean_diffs,
+                ..
+            } => {
+                let (v, mut a, mut target) = (io.v(), io.acts_mut(), io.prev_grad_mut(0));
+                norm::conv_contrast_norm_undo(
+                    &v,
+                    denoms,
+                    mean_diffs,
+                    &mut a,
+                    &mut target,
+                    *channels,
+                    *size,
+                    *add_scale,
+                    *pow,
+                    scale,
+                    1.0,
+                )?;
+            }
+            ImageLayer::Nailbed {
+                channels,
+                start,
+                stride,
+                img_size,
+            } => {
+                let (v, mut target) = (io.v(), io.prev_grad_mut(0));
+                util::conv_bed_of_nails_undo(
+                    &v,
+                    &mut target,
+                    *channels,
+                    *img_size,
+                    *start,
+                    *stride,
+                    scale,
+                    1.0,
+                )?;
+            }
+            ImageLayer::Blur {
+                channels,
+                filter,
+                tmp,
+            } => {
+                // Into a temporary when the input already holds a gradient (then added
+                // by the second pass), else straight into the input's gradient.
+                let v = io.v().clone();
+                let mut target = io.prev_grad_mut(0);
+                if scale != 0.0 {
+                    util::conv_gaussian_blur(&v, filter, tmp, true, *channels, 0.0, 1.0)?;
+                    util::conv_gaussian_blur(
+                        tmp,
+                        filter,
+                        &mut target,
+                        false,
+                        *channels,
+                        scale,
+                        1.0,
+                    )?;
+                } else {
+                    util::conv_gaussian_blur(&v, filter, &mut target, true, *channels, 0.0, 1.0)?;
+                    util::conv_gaussian_blur_in_place(
+                        &mut target,
+                        filter,
+                        false,
+                        *channels,
+                        scale,
+                        1.0,
+                    )?;
+                }
+            }
+            ImageLayer::Resize { .. } | ImageLayer::Yuv | ImageLayer::Lab { .. } => {
+                return Err(NetError {
+                    layer: None,
+                    message: "this layer type has no gradient (the original asserts)".into(),
+                })
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,596 @@
+//! Port of layer.cu's `WeightLayer`, `FCLayer`, `LocalLayer`, `ConvLayer` and
+//! `LocalUnsharedLayer` (both generations): construction of the `Weights` (owned or
+//! shared), the forward products and convolutions, the activity gradients, and the
+//! weight and bias gradients with the generation's scales.
+//!
+//! 2011 scales gradients by `epsW/numCases` in bprop; 2012 by `1/numCases` (the rate
+//! is applied in the update), except the fc/local weights that accumulate straight
+//! into the increment, which take `rate/numCases`. The first contribution to a
+//! matrix since its last update overwrites (fc/local: scales the increment by the
+//! momentum), later ones (shared weights) accumulate; 2011's fc/local rule keeps only
+//! the last contribution (INVENTORY §3.1, reproduced).
+
+use super::super::dict::LayerDict;
+use super::super::layer::{Io, Rt};
+use super::super::weights::{Rate, Weights};
+use super::super::{NetError, Pass};
+use super::Build;
+use crate::config::value::Value;
+use crate::config::Generation;
+use crate::cudaconv2::{filter_acts, img_acts, weight_acts};
+use crate::layers::lr::Schedule;
+use crate::nvmatrix::NvMatrix;
+
+/// Which weight layer, with its geometry.
+pub enum Shape {
+    Fc,
+    /// `conv` (`partial_sum`, `shared_biases`) or `local` (`None`).
+    Conv(Box<Conv>, Option<(usize, bool)>),
+}
+
+/// The per-input geometry of `LocalLayer` (conv and local).
+pub struct Conv {
+    padding: Vec<i32>,
+    stride: Vec<usize>,
+    filter_size: Vec<usize>,
+    channels: Vec<usize>,
+    img_size: Vec<usize>,
+    groups: Vec<usize>,
+    filter_channels: Vec<usize>,
+    rand_sparse: Vec<bool>,
+    over_sample: Vec<usize>,
+    filter_pixels: Vec<usize>,
+    filter_conns: Vec<Vec<i32>>,
+    num_filters: usize,
+    modules_x: usize,
+    modules: usize,
+    /// `_weightGradTmp` (conv with partialSum) and `_actGradTmp` (oversampled sparse).
+    weight_grad_tmp: NvMatrix,
+    act_grad_tmp: NvMatrix,
+}
+
+pub struct WeightLayer {
+    pub weights: Vec<usize>,
+    pub biases: usize,
+    /// Finite-difference steps of the gradient check (`_wStep`, `_bStep`).
+    pub w_step: f32,
+    pub b_step: f32,
+    pub shape: Shape,
+    /// 2012 `_gradComputed`: a gradient arrived since the last update.
+    grad_computed: bool,
+}
+
+fn rate(
+    d: &LayerDict,
+    gen: Generation,
+    eps: f32,
+    sched_key: &str,
+    i: Option<usize>,
+) -> Result<Rate, NetError> {
+    match gen {
+        Generation::C1 => Ok(Rate::Eps(eps)),
+        Generation::A12 => {
+            let spec = match d.d.get(sched_key) {
+                Some(Value::List(l)) => i.and_then(|i| l.get(i)).cloned(),
+                Some(v) if i.is_none() => Some(v.clone()),
+                _ => None,
+            };
+            // The parsed spec dict; absent means the constant `default` schedule.
+            let spec = match spec {
+                Some(Value::Dict(s)) => s,
+                _ => Default::default(),
+            };
+            let s = Schedule::from_spec(&spec, eps as f64).map_err(|e| d.err(e))?;
+            Ok(Rate::Schedule(Box::new(s)))
+        }
+    }
+}
+
+impl WeightLayer {
+    /// `WeightLayer(convNet, paramsDict, trans, useGrad)` and the subclasses'
+    /// constructors.
+    pub fn new(d: &LayerDict, b: &mut Build) -> Result<WeightLayer, NetError> {
+        let ty = d.str("type")?;
+        let gen = b.gen;
+        let use_grad = ty == "conv";
+        let h_weights = d.matrices("weights")?;
+        let h_incs = d.matrices("weightsInc")?;
+        let mom_w = d.floats("momW")?;
+        let eps_w = d.floats("epsW")?;
+        let wc = d.floats("wc")?;
+        let src_matrix = d.ints("weightSourceMatrixIndices")?;
+        let src_layer: Vec<Option<String>> = match gen {
+            Generation::C1 => d
+                .ints("weightSourceLayerIndices")?
+                .iter()
+                .zip(d.list("weightSource")?)
+                .map(|(&i, name)| {
+                    (i >= 0).then(|| {
+                        name.as_str()
+                            .unwrap_or("")
+                            .split('[')
+                            .next()
+                            .unwrap_or("")
+                            .to_string()
+                    })
+                })
+                .collect(),
+            Generation::A12 => d
+                .list("weightSourceLayers")?
+                .iter()
+                .map(|v| v.as_str().filter(|s| !s.is_empty()).map(str::to_string))
+                .collect(),
+        };
+        let n = h_weights.len();
+        if [
+            h_incs.len(),
+            mom_w.len(),
+            eps_w.len(),
+            wc.len(),
+            src_matrix.len(),
+            src_layer.len(),
+        ]
+        .iter()
+        .any(|&l| l != n)
+        {
+            return Err(
+                d.err("weights, weightsInc, momW, epsW, wc and weight sources differ in length")
+            );
+        }
+        let mut weights = Vec::with_capacity(n);
+        for (i, (w, inc)) in h_weights.into_iter().zip(h_incs).enumerate() {
+            let r = rate(d, gen, eps_w[i], "schedW", Some(i))?;
+            let id = match &src_layer[i] {
+                None => b
+                    .weights
+                    .push(Weights::owned(w, inc, r, wc[i], mom_w[i], use_grad)),
+                Some(src) => {
+                    let m = src_matrix[i] as usize;
+                    let src_id = if src == d.name {
+                        weights.get(m).copied()
+                    } else {
+                        (b.layer_weights)(src).and_then(|ws| ws.get(m).copied())
+                    }
+                    .ok_or_else(|| d.err(format!("weight source {src}[{m}] does not exist")))?;
+                    b.weights.share(src_id, r)
+                }
+            };
+            weights.push(id);
+        }
+        let eps_b = d.float("epsB")?;
+        let r = rate(d, gen, eps_b, "schedB", None)?;
+        let biases = b.weights.push(Weights::owned(
+            d.matrix("biases")?,
+            d.matrix("biasesInc")?,
+            r,
+            0.0,
+            d.float("momB")?,
+            true,
+        ));
+        let (w_step, b_step, shape) = match (ty, gen) {
+            ("fc", Generation::C1) => (0.1, 0.01, Shape::Fc),
+            ("fc", Generation::A12) => (0.01, 0.01, Shape::Fc),
+            _ => {
+                let conv = Conv::new(d)?;
+                let steps = match gen {
+                    Generation::C1 => (0.001, 0.002),
+                    Generation::A12 => (0.02, 0.05),
+                };
+                let extra = if ty == "conv" {
+                    Some((d.usize("partialSum")?, d.bool("sharedBiases")?))
+                } else {
+                    None
+                };
+                (steps.0, steps.1, Shape::Conv(Box::new(conv), extra))
+            }
+        };
+        Ok(WeightLayer {
+            weights,
+            biases,
+            w_step,
+            b_step,
+            shape,
+            grad_computed: false,
+        })
+    }
+
+    pub fn fprop_acts(
+        &mut self,
+        io: &Io,
+        i: usize,
+        scale: f32,
+        rt: &mut Rt,
+    ) -> Result<(), NetError> {
+        let x = io.input(i);
+        let mut acts = io.acts_mut();
+        let w = &rt.weights.mats(self.weights[i]).w;
+        let biases = &rt.weights.mats(self.biases).w;
+        match &self.shape {
+            Shape::Fc => {
+                acts.add_product(&*x, w, scale, 1.0)?;
+                if scale == 0.0 {
+                    acts.add_vector(biases, 1.0)?;
+                }
+            }
+            Shape::Conv(c, conv) => {
+                let (img, mx, pad, st, ch, gr) = (
+                    c.img_size[i],
+                    c.modules_x,
+                    c.padding[i],
+                    c.stride[i],
+                    c.channels[i],
+                    c.groups[i],
+                );
+                let (fc, conns) = (c.filter_channels[i], &c.filter_conns[i]);
+                match (conv.is_some(), c.rand_sparse[i]) {
+                    (true, false) => filter_acts::conv_filter_acts(
+                        &x, w, &mut acts, img, mx, mx, pad, st, ch, gr, scale, 1.0,
+                    )?,
+                    (false, false) => filter_acts::local_filter_acts(
+                        &x, w, &mut acts, img, mx, mx, pad, st, ch, gr, scale, 1.0,
+                    )?,
+                    (true, true) => filter_acts::conv_filter_acts_sparse(
+                        &x, w, &mut acts, conns, img, mx, mx, pad, st, ch, fc, gr, scale, 1.0,
+                    )?,
+                    (false, true) => filter_acts::local_filter_acts_sparse(
+                        &x, w, &mut acts, conns, img, mx, mx, pad, st, ch, fc, gr, scale, 1.0,
+                    )?,
+                }
+                if scale == 0.0 {
+                    if let Some((_, true)) = conv {
+                        let (nf, all) = (c.num_filters, acts.len());
+                        acts.reshape(nf, all / nf);
+                        acts.add_vector(biases, 1.0)?;
+                        acts.reshape(nf * c.modules, all / (nf * c.modules));
+                    } else {
+                        acts.add_vector(biases, 1.0)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn bprop_acts(
+        &mut self,
+        io: &Io,
+        i: usize,
+        scale: f32,
+        rt: &mut Rt,
+    ) -> Result<(), NetError> {
+        let v = io.v();
+        let mut target = io.prev_grad_mut(i);
+        let w = &rt.weights.mats(self.weights[i]).w;
+        match &mut self.shape {
+            Shape::Fc => target.add_product(&*v, w.get_transpose(), scale, 1.0)?,
+            Shape::Conv(c, conv) => {
+                let (img, mx, pad, st, ch, gr) = (
+                    c.img_size[i],
+                    c.modules_x,
+                    c.padding[i],
+                    c.stride[i],
+                    c.channels[i],
+                    c.groups[i],
+                );
+                let (fc, conns) = (c.filter_channels[i], &c.filter_conns[i]);
+                match (conv.is_some(), c.rand_sparse[i]) {
+                    (true, false) => img_acts::conv_img_acts(
+                        &v,
+                        w,
+                        &mut target,
+                        img,
+                        img,
+                        mx,
+                        pad,
+                        st,
+                        ch,
+                        gr,
+                        scale,
+                        1.0,
+                    )?,
+                    (false, false) => img_acts::local_img_acts(
+                        &v,
+                        w,
+                        &mut target,
+                        img,
+                        img,
+                        mx,
+                        pad,
+                        st,
+                        ch,
+                        gr,
+                        scale,
+                        1.0,
+                    )?,
+                    (false, true) => img_acts::local_img_acts_sparse(
+                        &v,
+                        w,
+                        &mut target,
+                        conns,
+                        img,
+                        img,
+                        mx,
+                        pad,
+                        st,
+                        ch,
+                        fc,
+                        gr,
+                        scale,
+                        1.0,
+                    )?,
+                    (true, true) if c.over_sample[i] > 1 => {
+                        // Into a temporary, then summed over the oversampling axis; the
+                        // sum overwrites the gradient even where it should add (BUG,
+                        // reproduced).
+                        let tmp = &mut c.act_grad_tmp;
+                        img_acts::conv_img_acts_sparse(
+                            &v, w, tmp, conns, img, img, mx, pad, st, ch, fc, gr, scale, 1.0,
+                        )?;
+                        let os = c.over_sample[i];
+                        let all = tmp.len();
+                        tmp.reshape(os, all / os);
+                        tmp.sum(0, &mut target)?;
+                        let cases = v.cols();
+                        let all = target.len();
+                        target.reshape(all / cases, cases);
+                    }
+                    (true, true) => img_acts::conv_img_acts_sparse(
+                        &v,
+                        w,
+                        &mut target,
+                        conns,
+                        img,
+                        img,
+                        mx,
+                        pad,
+                        st,
+                        ch,
+                        fc,
+                        gr,
+                        scale,
+                        1.0,
+                    )?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `WeightLayer::bpropCommon`: biases (if learned), then each learned weight
+    /// matrix, counting the contribution.
+    pub fn bprop_common(&mut self, io: &Io, rt: &mut Rt) -> Result<(), NetError> {
+        if rt.weights.get(self.biases).rate.base() > 0.0 {
+            self.bprop_biases(io, rt)?;
+            if rt.gen == Generation::A12 {
+                rt.weights.inc_num_updates(self.biases);
+            }
+        }
+        for i in 0..self.weights.len() {
+            if rt.weights.get(self.weights[i]).rate.base() > 0.0 {
+                self.bprop_weights(io, i, rt)?;
+                rt.weights.inc_num_updates(self.weights[i]);
+            }
+        }
+        self.grad_computed = true;
+        Ok(())
+    }
+
+    fn bprop_biases(&mut self, io: &Io, rt: &mut Rt) -> Result<(), NetError> {
+        let id = self.biases;
+        let cases = match self.shape {
+            Shape::Fc => io.v().rows(),
+            Shape::Conv(..) => io.v().cols(),
+        };
+        let scale = grad_scale(id, cases, rt);
+        let scale_targets = match rt.gen {
+            Generation::C1 => 0.0,
+            Generation::A12 => (rt.weights.num_updates(id) > 0) as u8 as f32,
+        };
+        let grad = rt.weights.grad_mut(id);
+        match &self.shape {
+            Shape::Fc => grad.add_sum(&io.v(), 0, scale_targets, scale)?,
+            Shape::Conv(c, Some((_, true))) => {
+                let mut v = io.v_mut();
+                let (nf, all) = (c.num_filters, v.len());
+                v.reshape(nf, all / nf);
+                let r = grad.add_sum(&v, 1, scale_targets, scale);
+                v.reshape(nf * c.modules, all / (nf * c.modules));
+                r?
+            }
+            Shape::Conv(..) => grad.add_sum(&io.v(), 1, scale_targets, scale)?,
+        }
+        Ok(())
+    }
+
+    fn bprop_weights(&mut self, io: &Io, i: usize, rt: &mut Rt) -> Result<(), NetError> {
+        let id = self.weights[i];
+        let v = io.v();
+        let x = io.input(i);
+        let nu = rt.weights.num_updates(id);
+        let gc = rt.pass == Pass::Gc;
+        // fc and local weights: the increment takes the gradient directly.
+        let inc_scales = |rt: &mut Rt, cases: usize| -> (f32, f32) {
+            let mom = rt.weights.get(id).mom;
+            match rt.gen {
+                Generation::C1 => {
+                    let s = (nu == 0 && !gc) as u8 as f32 * mom;
+                    let g = if gc {
+                        1.0
+                    } else {
+                        rt.weights.rate(id, rt.progress, rt.glibc) as f32 / cases as f32
+                    };
+                    (s, g)
+                }
+                Generation::A12 if gc => ((nu > 0) as u8 as f32, 1.0),
+                Generation::A12 => {
+                    // lr(p)/N: the rate rounded to float, divided in float.
+                    let s = if nu == 0 { mom } else { 1.0 };
+                    let lr = rt.weights.rate(id, rt.progress, rt.glibc) as f32;
+                    (s, lr / rt.num_cases(cases) as f32)
+                }
+            }
+        };
+        match &mut self.shape {
+            Shape::Fc => {
+                let (s, g) = inc_scales(rt, v.rows());
+                rt.weights
+                    .mats_mut(id)
+                    .inc
+                    .add_product(x.get_transpose(), &*v, s, g)?;
+            }
+            Shape::Conv(c, None) => {
+                let (s, g) = inc_scales(rt, v.cols());
+                let inc = &mut rt.weights.mats_mut(id).inc;
+                let (img, mx, fs, pad, st, ch, gr) = (
+                    c.img_size[i],
+                    c.modules_x,
+                    c.filter_size[i],
+                    c.padding[i],
+                    c.stride[i],
+                    c.channels[i],
+                    c.groups[i],
+                );
+                if c.rand_sparse[i] {
+                    let fc = c.filter_channels[i];
+                    weight_acts::local_weight_acts_sparse(
+                        &x,
+                        &v,
+                        inc,
+                        &c.filter_conns[i],
+                        img,
+                        mx,
+                        mx,
+                        fs,
+                        pad,
+                        st,
+                        ch,
+                        fc,
+                        gr,
+                        s,
+                        g,
+                    )?;
+                } else {
+                    weight_acts::local_weight_acts(
+                        &x, &v, inc, img, mx, mx, fs, pad, st, ch, gr, s, g,
+                    )?;
+                }
+            }
+            Shape::Conv(c, Some((partial_sum, _))) => {
+                let ps = *partial_sum;
+                let g = grad_scale(id, v.cols(), rt);
+                let st_first = (nu > 0 && ps == 0) as u8 as f32;
+                let (img, mx, fs, pad, st, ch, gr) = (
+                    c.img_size[i],
+                    c.modules_x,
+                    c.filter_size[i],
+                    c.padding[i],
+                    c.stride[i],
+                    c.channels[i],
+                    c.groups[i],
+                );
+                let fc = c.filter_channels[i];
+                {
+                    let tgt = if ps > 0 {
+                        &mut c.weight_grad_tmp
+                    } else {
+                        rt.weights.grad_mut(id)
+                    };
+                    if c.rand_sparse[i] {
+                        weight_acts::conv_weight_acts_sparse(
+                            &x,
+                            &v,
+                            tgt,
+                            &c.filter_conns[i],
+                            img,
+                            mx,
+                            mx,
+                            fs,
+                            pad,
+                            st,
+                            ch,
+                            fc,
+                            gr,
+                            ps,
+                            st_first,
+                            g,
+                        )?;
+                    } else {
+                        weight_acts::conv_weight_acts(
+                            &x, &v, tgt, img, mx, mx, fs, pad, st, ch, gr, ps, st_first, g,
+                        )?;
+                    }
+                }
+                if let Some(rows) = c.modules.checked_div(ps) {
+                    let scale_targets = (nu > 0) as u8 as f32;
+                    let cols = fc * c.filter_pixels[i] * c.num_filters;
+                    c.weight_grad_tmp.reshape(rows, cols);
+                    let grad = rt.weights.grad_mut(id);
+                    grad.add_sum(&c.weight_grad_tmp, 0, scale_targets, 1.0)?;
+                    grad.reshape(fc * c.filter_pixels[i], c.num_filters);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `updateWeights()`: each weight matrix, then the biases (owners only); 2012 only
+    /// after a gradient arrived.
+    pub fn update(&mut self, rt: &mut Rt) -> Result<(), NetError> {
+        if rt.gen == Generation::A12 && !std::mem::take(&mut self.grad_computed) {
+            return Ok(());
+        }
+        for &id in &self.weights {
+            rt.weights.update(id, rt.gen, rt.progress, rt.glibc)?;
+        }
+        rt.weights
+            .update(self.biases, rt.gen, rt.progress, rt.glibc)?;
+        Ok(())
+    }
+}
+
+/// The scale of a `useGrad` gradient: 2011 `epsW/numCases`, 2012 `1/numCases`, 1 in
+/// a gradient check.
+fn grad_scale(id: usize, cases: usize, rt: &mut Rt) -> f32 {
+    if rt.pass == Pass::Gc {
+        return 1.0;
+    }
+    match rt.gen {
+        Generation::C1 => rt.weights.rate(id, rt.progress, rt.glibc) as f32 / cases as f32,
+        Generation::A12 => 1.0 / rt.num_cases(cases) as f32,
+    }
+}
+
+impl Conv {
+    fn new(d: &LayerDict) -> Result<Conv, NetError> {
+        let rand_sparse: Vec<bool> = d.list("randSparse")?.iter().map(Value::truthy).collect();
+        let filter_conns = d
+            .list("filterConns")?
+            .iter()
+            .map(|v| {
+                v.as_list()
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|c| c.as_int().unwrap_or(0) as i32)
+                    .collect()
+            })
+            .collect();
+        Ok(Conv {
+            padding: d.ints("padding")?.into_iter().map(|p| p as i32).collect(),
+            stride: d.usizes("stride")?,
+            filter_size: d.usizes("filterSize")?,
+            channels: d.usizes("channels")?,
+            img_size: d.usizes("imgSize")?,
+            groups: d.usizes("groups")?,
+            filter_channels: d.usizes("filterChannels")?,
+            rand_sparse,
+            over_sample: d.usizes("overSample")?,
+            filter_pixels: d.usizes("filterPixels")?,
+            filter_conns,
+            num_filters: d.usize("filters")?,
+            modules_x: d.usize("modulesX")?,
+            modules: d.usize("modules")?,
+            weight_grad_tmp: NvMatrix::default(),
+            act_grad_tmp: NvMatrix::default(),
+        })
+    }
+}
