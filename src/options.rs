@@ -594,6 +594,18 @@ impl Options {
         Ok(())
     }
 
+    /// Reorders the options as a CPython 2.7 dict iterates after inserting them in
+    /// their present order: what unpickling a checkpoint's `op` (keys in stream order)
+    /// and `merge_from` (new keys inserted last) leave in the original.
+    pub fn as_python_dict(&mut self) {
+        let keys: Vec<String> = self.options.keys().cloned().collect();
+        let mut old = std::mem::take(&mut self.options);
+        self.options = iteration_order(&keys)
+            .into_iter()
+            .map(|i| (keys[i].clone(), old.shift_remove(&keys[i]).unwrap()))
+            .collect();
+    }
+
     /// `print_values`: `desc: value [DEFAULT]`, sorted by description.
     pub fn print_values(&self) -> Vec<String> {
         let mut opts: Vec<&Opt> = self.options.values().collect();

@@ -772,36 +772,6 @@ fn a_training_run_prints_tests_saves_and_runs_one_batch_too_many() {
 
 #[test]
 #[ignore = "needs the net"]
-fn zip_save_and_a_directory_of_checkpoints() {
-    let dir = scratch("zip");
-    let mut args = golden_run_args("c1", dir.to_str().unwrap());
-    args.extend([
-        "--zip-save=1".into(),
-        "--test-freq=1".into(),
-        "--max-filesize=1000".into(),
-    ]);
-    let out = run_args(&args);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let ckpt_dir = std::fs::read_dir(&dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let mut files: Vec<String> = std::fs::read_dir(&ckpt_dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    files.sort();
-    assert_eq!(files, ["1.1", "1.2", "2.1"]);
-    assert_eq!(
-        &std::fs::read(ckpt_dir.join("2.1")).unwrap()[..4],
-        b"PK\x03\x04"
-    );
-}
-
-#[test]
-#[ignore = "needs the net"]
 fn check_grads_runs_on_the_dummy_provider_and_exits_0() {
     let out = convnet(&[
         DEF_C1,
@@ -849,22 +819,596 @@ fn bench_reports_images_per_second() {
 fn multiview_test_of_the_cropped_provider() {
     let dir = scratch("multiview");
     let mut args = golden_run_args("c1", dir.to_str().unwrap());
-    args.retain(|a| !a.starts_with("--data-provider") && !a.starts_with("--layer-"));
-    let defs = dir.join("def.cfg");
-    let def = std::fs::read_to_string(root().join("golden/checkpoints/layers-c1.cfg")).unwrap();
-    std::fs::write(&defs, def).unwrap();
+    args.retain(|a| !a.starts_with("--data-provider"));
     args.extend([
-        "--data-provider=cifar-cropped".into(),
-        "--crop-border=4".into(),
-        format!("--layer-def={}", defs.display()),
-        PARAMS_C1.into(),
-        "--multiview-test=1".into(),
-        "--logreg-name=logprob".into(),
-        "--data-dims=1728,1".into(),
+        "--data-provider=cifar-cropped".to_string(),
+        "--multiview-test=1".to_string(),
+        "--logreg-name=logprob".to_string(),
     ]);
     let out = run_args(&args);
-    // The golden tiny net wants 32x32 input; the cropped provider gives 24x24: the
-    // parser must say so (before the net) or the run must succeed.
-    let err = text(&out.stderr);
-    assert!(out.status.success() || err.contains("Layer"), "{err}");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", text(&out.stderr));
+    assert!(stdout.contains("======================Test output======================\nlogprob:  "));
+}
+
+// ---------------------------------------------------------------- runs with a stand-in net
+
+/// The `_ConvNet` stand-in the golden checkpoints were made with (golden/checkpoints/
+/// README.md): no computation; the k-th batch of the process reports
+/// `logprob = [(2.3 - 0.01k) * cases, (0.9 - 0.01k) * cases]`.
+struct StandIn {
+    k: usize,
+    /// Ours: the batch (k) whose first value is NaN.
+    nan_at: Option<usize>,
+}
+
+impl StandIn {
+    fn next(&mut self, data: &[convnet::nvmatrix::NvMatrix]) -> Cost {
+        let k = self.k as f64;
+        let first = if self.nan_at == Some(self.k) {
+            f64::NAN
+        } else {
+            (2.3 - 0.01 * k) * data[0].cols() as f64
+        };
+        self.k += 1;
+        let n = data[0].cols();
+        cost(&[("logprob", &[first, (0.9 - 0.01 * k) * n as f64])], n)
+    }
+}
+
+impl convnet::driver::Network for StandIn {
+    fn train_batch(
+        &mut self,
+        data: &[convnet::nvmatrix::NvMatrix],
+        progress: f64,
+    ) -> Result<Cost, convnet::net::NetError> {
+        assert!((0.0..=1.0).contains(&progress));
+        Ok(self.next(data))
+    }
+    fn test_batch(
+        &mut self,
+        data: &[convnet::nvmatrix::NvMatrix],
+    ) -> Result<Cost, convnet::net::NetError> {
+        Ok(self.next(data))
+    }
+    fn multiview_test(
+        &mut self,
+        data: &[convnet::nvmatrix::NvMatrix],
+        views: usize,
+        _logreg: &str,
+    ) -> Result<Cost, convnet::net::NetError> {
+        // The costs of the real cases, each seen through its averaged views.
+        let n = data[0].cols() / views;
+        Ok(self.next(&[convnet::nvmatrix::NvMatrix::new(1, n, false)]))
+    }
+    fn features(
+        &mut self,
+        data: &[convnet::nvmatrix::NvMatrix],
+        _layer: &str,
+    ) -> Result<(Cost, convnet::nvmatrix::NvMatrix), convnet::net::NetError> {
+        let n = data[0].cols();
+        Ok((
+            self.next(data),
+            convnet::nvmatrix::NvMatrix::new(n, 10, false),
+        ))
+    }
+    fn check_gradients(
+        &mut self,
+        _data: &[convnet::nvmatrix::NvMatrix],
+        out: &mut dyn std::io::Write,
+    ) -> Result<convnet::net::GcSummary, convnet::net::NetError> {
+        writeln!(out, "------------------------\nALL 4 TESTS PASSED").unwrap();
+        Ok(convnet::net::GcSummary {
+            tests: 4,
+            failures: 0,
+        })
+    }
+    fn sync_to_host(&self, _net: &mut Net) {}
+}
+
+/// A writer whose bytes the test reads afterwards.
+#[derive(Clone, Default)]
+struct Capture(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.borrow().clone()).unwrap()
+    }
+}
+
+/// Runs the driver in this process (from the repository root) with the stand-in net.
+fn run_stand_in(args: &[String]) -> (i32, String, String) {
+    run_stand_in_nan(args, None)
+}
+
+fn run_stand_in_nan(args: &[String], nan_at: Option<usize>) -> (i32, String, String) {
+    std::env::set_current_dir(root()).unwrap();
+    let (out, err) = (Capture::default(), Capture::default());
+    let env = convnet::driver::Env {
+        out: Box::new(out.clone()),
+        err: Box::new(err.clone()),
+        tty: false,
+        make_net: Box::new(move |_, _| {
+            Ok(Box::new(StandIn { k: 0, nan_at }) as Box<dyn convnet::driver::Network>)
+        }),
+    };
+    let stop = convnet::driver::run_with(args, env);
+    (stop.code, out.text(), err.text())
+}
+
+/// The checkpoint file's JSON form (golden/checkpoints/README.md rules).
+fn ckpt_json(path: &Path) -> serde_json::Value {
+    let mut s = String::new();
+    convnet::checkpoint::value::to_json(&convnet::checkpoint::load(path).unwrap(), &mut s);
+    serde_json::from_str(&s).unwrap()
+}
+
+fn golden_json(rel: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(root().join(rel)).unwrap()).unwrap()
+}
+
+/// Paths of the golden runs mapped to ours.
+fn ours_for_paths(v: &mut serde_json::Value, map: &[(&str, &str)]) {
+    match v {
+        serde_json::Value::String(s) => {
+            for (a, b) in map {
+                if s == a {
+                    *s = b.to_string();
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| ours_for_paths(x, map)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| ours_for_paths(x, map)),
+        _ => {}
+    }
+}
+
+/// The option names of a checkpoint's `op` in pickle order.
+fn option_names(path: &Path) -> Vec<String> {
+    let op = convnet::checkpoint::load(path).unwrap().get("op").unwrap();
+    convnet::options::Options::from_pyobj(&op)
+        .unwrap()
+        .options
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// The golden plain and resume runs, replayed with the golden stand-in net: the same
+/// lines, the same model state and the same `op` in the checkpoints.
+#[test]
+fn the_golden_runs_replayed_with_the_stand_in_net() {
+    for gen in ["c1", "a12"] {
+        let dir = scratch(&format!("standin-{gen}"));
+        let save = dir.to_str().unwrap().to_string();
+        let (code, out, err) = run_stand_in(&golden_run_args(gen, &save));
+        assert_eq!(code, 0, "{gen}: {err}\n{out}");
+        if std::env::var_os("SHOW").is_some() {
+            println!("{out}");
+        }
+        assert!(err.is_empty(), "{err}");
+        let ckpt_dir = std::fs::read_dir(&dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let ckpt_name = ckpt_dir.file_name().unwrap().to_str().unwrap().to_string();
+
+        // The banner and the option values as the original printed them.
+        let body = &out[out.find("=========================\nImporting").unwrap()..];
+        let mut lines = body.lines();
+        assert_eq!(lines.next(), Some("========================="));
+        assert_eq!(lines.next(), Some("Importing _ConvNet C++ module"));
+        assert_eq!(lines.next(), Some("========================="));
+        assert_eq!(lines.next(), Some("Training ConvNet"));
+        let golden_values = std::fs::read_to_string(
+            root().join(format!("golden/checkpoints/{gen}/ckpt-p2.print_values.txt")),
+        )
+        .unwrap();
+        for want in golden_values.lines() {
+            let want = want
+                .replace("/tmp/ckpt/data", "golden/checkpoints/batches")
+                .replace(&format!("/tmp/ckpt/out/{gen}/plain"), &save)
+                .replace("/tmp/ckpt/layer", "golden/checkpoints/layer");
+            assert_eq!(lines.next(), Some(want.as_str()), "{gen}");
+        }
+        assert_eq!(lines.next(), Some("========================="));
+        assert_eq!(lines.next(), Some("Running on CUDA device(s) -2"));
+        assert!(lines.next().unwrap().starts_with("Current time: "));
+        assert_eq!(
+            lines.next().unwrap(),
+            format!("Saving checkpoints to {save}/{ckpt_name}")
+        );
+        assert_eq!(lines.next(), Some("========================="));
+        let rest: Vec<String> = lines
+            .map(|l| match l.rfind(" (") {
+                Some(i) if l.ends_with(" sec)") => format!("{} (T sec)", &l[..i]),
+                _ => l.to_string(),
+            })
+            .collect();
+        let fmt = |v: f64| match gen {
+            "c1" => format!("{v:6.6}"),
+            _ => format!("{v:.6}"),
+        };
+        let cost = |a: f64, b: f64| format!("logprob:  {}, {}", fmt(a), fmt(b));
+        assert_eq!(rest[0], format!("1.1... {} (T sec)", cost(2.3, 0.9)));
+        assert_eq!(rest[1], format!("1.2... {} ", cost(2.29, 0.89)));
+        let mut i = 2;
+        if gen == "c1" {
+            assert_eq!(
+                rest[i],
+                "======================Test output======================"
+            );
+            assert_eq!(rest[i + 1], format!("{} ", cost(2.28, 0.88)));
+            assert_eq!(
+                rest[i + 2],
+                "------------------------------------------------------- "
+            );
+            i += 3;
+        } else {
+            assert_eq!(
+                rest[i],
+                "======================Test output======================"
+            );
+            assert_eq!(rest[i + 1], format!("{} ", cost(2.28, 0.88)));
+            assert_eq!(
+                rest[i + 2],
+                "----------------------Averages-------------------------"
+            );
+            assert_eq!(rest[i + 3], format!("{} ", cost(2.28, 0.88)));
+            assert_eq!(
+                rest[i + 4],
+                "------------------------------------------------------- "
+            );
+            i += 5;
+        }
+        // Weight layers: 2011 in list order, 2012 by name; fresh increments and biases 0.
+        let layers = ["conv1", "fc10"];
+        for l in layers {
+            assert!(
+                rest[i].starts_with(&format!("Layer '{l}' weights[0]: ")),
+                "{}",
+                rest[i]
+            );
+            assert!(rest[i].ends_with(" [0.000000e+00] "), "{}", rest[i]);
+            assert_eq!(
+                rest[i + 1],
+                format!("Layer '{l}' biases: 0.000000e+00 [0.000000e+00] ")
+            );
+            i += 2;
+        }
+        assert_eq!(
+            rest[i],
+            "-------------------------------------------------------"
+        );
+        assert_eq!(
+            rest[i + 1],
+            format!("Saved checkpoint to {save}/{ckpt_name}")
+        );
+        assert_eq!(
+            rest[i + 2],
+            "======================================================= (T sec)"
+        );
+        // The loop's extra batch of epoch 2, not saved.
+        assert_eq!(rest[i + 3], format!("2.1... {} (T sec)", cost(2.27, 0.87)));
+        assert_eq!(rest.len(), i + 4, "{rest:#?}");
+
+        // The checkpoint: the golden run's model state and options.
+        let files: Vec<String> = std::fs::read_dir(&ckpt_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(files, ["1.2"]);
+        let ours = ckpt_json(&ckpt_dir.join("1.2"));
+        let mut theirs = golden_json(&format!("golden/checkpoints/{gen}/ckpt-p2.expected.json"));
+        let map = [
+            ("/tmp/ckpt/data", "golden/checkpoints/batches"),
+            (&*format!("/tmp/ckpt/out/{gen}/plain"), &*save),
+            (
+                &*format!("/tmp/ckpt/layers-{gen}.cfg"),
+                &*format!("golden/checkpoints/layers-{gen}.cfg"),
+            ),
+            (
+                &*format!("/tmp/ckpt/layer-params-{gen}.cfg"),
+                &*format!("golden/checkpoints/layer-params-{gen}.cfg"),
+            ),
+        ];
+        ours_for_paths(&mut theirs, &map);
+        for k in ["train_outputs", "test_outputs", "epoch", "batchnum"] {
+            assert_eq!(
+                ours["model_state"][k], theirs["model_state"][k],
+                "{gen}: {k}"
+            );
+        }
+        assert_eq!(ours["op"], theirs["op"], "{gen}: op");
+        assert_eq!(
+            option_names(&ckpt_dir.join("1.2")),
+            option_names(&root().join(format!("golden/checkpoints/{gen}/ckpt-p2"))),
+            "{gen}"
+        );
+
+        // Resume for a second epoch with a new process's stand-in (k from 0 again).
+        let (code, out, err) = run_stand_in(&[
+            "-f".into(),
+            ckpt_dir.to_str().unwrap().into(),
+            "--epochs=2".into(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        for b in ["\n2.1... ", "\n2.2... ", "\n3.1... "] {
+            assert!(out.contains(b), "{b}: {out}");
+        }
+        let files: Vec<String> = std::fs::read_dir(&ckpt_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(files, ["2.2"], "max-filesize 0 prunes the loaded 1.2");
+        let ours = ckpt_json(&ckpt_dir.join("2.2"));
+        let mut theirs = golden_json(&format!(
+            "golden/checkpoints/{gen}/resumed-2.2.expected.json"
+        ));
+        let load = theirs["op"]["$state"]["options"]["load_file"]["$state"]["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let ckpt_str = ckpt_dir.to_str().unwrap().to_string();
+        let mut map = map.to_vec();
+        map.push((&load, &ckpt_str));
+        ours_for_paths(&mut theirs, &map);
+        for k in ["train_outputs", "test_outputs", "epoch", "batchnum"] {
+            assert_eq!(
+                ours["model_state"][k], theirs["model_state"][k],
+                "{gen}: resumed {k}"
+            );
+        }
+        assert_eq!(ours["op"], theirs["op"], "{gen}: resumed op");
+        // The options in the order the original pickled them (the reloaded dict's).
+        assert_eq!(
+            option_names(&ckpt_dir.join("2.2")),
+            option_names(&root().join(format!("golden/checkpoints/{gen}/resumed-2.2"))),
+            "{gen}"
+        );
+
+        // --test-only: one test batch printed as the original's tuple, the block, no save.
+        let (code, out, err) = run_stand_in(&[
+            "-f".into(),
+            ckpt_dir.to_str().unwrap().into(),
+            "--test-only=1".into(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("\nbatch 3: ({'logprob': [46.0, 18.0]}, 20)\n"),
+            "{out}"
+        );
+        assert!(!out.contains("Training ConvNet"));
+        assert!(!out.contains("Saved checkpoint"));
+    }
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn check_grads_with_the_stand_in_net() {
+    let (code, out, err) = run_stand_in(&strings(&[
+        DEF_C1,
+        PARAMS_C1,
+        "--check-grads=1",
+        "--data-provider=dummy-cn-3072",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    // Saving goes to the blank save path; the dummy provider's first batch says epoch 2,
+    // and the C++ report follows the pending `2.1...` directly.
+    assert!(out.contains("\nSaving checkpoints to ConvNet__"), "{out}");
+    let data_path = out.lines().find(|l| l.starts_with("Data path ")).unwrap();
+    assert_eq!(data_path.split(':').nth(1).unwrap().trim(), "", "{out}");
+    assert!(
+        out.ends_with("\n2.1...------------------------\nALL 4 TESTS PASSED\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn nan_in_a_batch_stops_the_run_with_status_1() {
+    let dir = scratch("nan");
+    let (code, out, _) = run_stand_in_nan(&golden_run_args("c1", dir.to_str().unwrap()), Some(1));
+    assert_eq!(code, 1);
+    assert!(
+        out.ends_with("\n1.2... logprob:     nan, 0.890000 ^ got nan or inf!\n"),
+        "{out}"
+    );
+    let (code, out, _) = run_stand_in_nan(&golden_run_args("a12", dir.to_str().unwrap()), Some(0));
+    assert_eq!(code, 1);
+    assert!(
+        out.ends_with("\n1.1... logprob:  nan, 0.900000 ^ got nan or inf!\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn testing_every_batch_with_the_whole_test_range_zipped() {
+    let dir = scratch("whole-range");
+    let mut args = golden_run_args("c1", dir.to_str().unwrap());
+    args.retain(|a| !a.starts_with("--test-range") && !a.starts_with("--test-freq"));
+    args.extend(strings(&[
+        "--test-range=2-3",
+        "--test-one=0",
+        "--test-freq=1",
+        "--zip-save=1",
+        "--max-filesize=1000",
+    ]));
+    let (code, out, err) = run_stand_in(&args);
+    assert_eq!(code, 0, "{err}");
+    // Three tests (after 1.1, 1.2 and 2.1), each over batches 2 and 3: two stand-in
+    // calls summed, so the per-case average of k and k+1.
+    assert_eq!(out.matches("Test output").count(), 3);
+    assert!(
+        out.contains("Test output======================\nlogprob:  2.285000, 0.885000 \n"),
+        "{out}"
+    );
+    let ckpt_dir = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut files: Vec<String> = std::fs::read_dir(&ckpt_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["1.1", "1.2", "2.1"]);
+    assert_eq!(
+        &std::fs::read(ckpt_dir.join("2.1")).unwrap()[..4],
+        b"PK\x03\x04"
+    );
+    let ckpt = ckpt_json(&ckpt_dir);
+    assert_eq!(ckpt["model_state"]["test_outputs"][0][1], 40);
+    assert_eq!(ckpt["model_state"]["epoch"], 2);
+
+    // --test-only over the range prints each batch's tuple.
+    let (code, out, err) = run_stand_in(&[
+        "-f".to_string(),
+        ckpt_dir.to_str().unwrap().to_string(),
+        "--test-only=1".to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\nbatch 2: ({'logprob': [46.0, 18.0]}, 20)\nbatch 3: ({'logprob': [45.8, 17.8]}, 20)\n"), "{out}");
+}
+
+#[test]
+fn multiview_test_and_2012_test_predictions() {
+    for gen in ["c1", "a12"] {
+        let dir = scratch(&format!("multiview-{gen}"));
+        let preds = dir.join("preds");
+        let mut args = golden_run_args(gen, dir.to_str().unwrap());
+        args.retain(|a| !a.starts_with("--data-provider"));
+        args.extend(strings(&[
+            "--data-provider=cifar-cropped",
+            "--multiview-test=1",
+            "--logreg-name=logprob",
+        ]));
+        if gen == "a12" {
+            args.push(format!("--test-out={}", preds.display()));
+        }
+        let (code, out, err) = run_stand_in(&args);
+        // The cropped provider makes 24x24 inputs of the golden net's 32x32 layers.
+        assert_eq!(code, 0, "{gen}: {err}\n{out}");
+        assert!(out.starts_with("Initialized data layer 'data', producing 1728 outputs"));
+        // The multiview cost counts each case once.
+        assert!(
+            out.contains("Test output======================\nlogprob:  2.280000"),
+            "{out}"
+        );
+        if gen == "a12" {
+            let p = convnet::checkpoint::load(&preds.join("test_preds_3")).unwrap();
+            let mut s = String::new();
+            convnet::checkpoint::value::to_json(&p, &mut s);
+            let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+            assert_eq!(v["data"]["shape"], serde_json::json!([20, 10]));
+            assert_eq!(v["data"]["dtype"], "f4");
+            assert!(v["note"]
+                .as_str()
+                .unwrap()
+                .starts_with("generated from ConvNet__"));
+        }
+    }
+    // 2011 without --logreg-name: the original's requires rule.
+    let dir = scratch("multiview-nologreg");
+    let mut args = golden_run_args("c1", dir.to_str().unwrap());
+    args.push("--multiview-test=1".into());
+    let (code, _, err) = run_stand_in(&args);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("Option --multiview-test (Cropped DP: test on multiple patches?) requires option --logreg-name"));
+    // A provider without views.
+    args.push("--logreg-name=logprob".into());
+    let (code, _, err) = run_stand_in(&args);
+    assert_eq!(code, 1);
+    assert!(err.contains("the data provider has no views"), "{err}");
+    // A logreg name that is not a logreg layer.
+    args.pop();
+    args.push("--logreg-name=probs".into());
+    let (code, _, err) = run_stand_in(&args);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("Layer with name 'probs' has type 'softmax'; should be 'cost.logreg'."),
+        "{err}"
+    );
+}
+
+#[test]
+fn bench_with_the_stand_in_net() {
+    let (code, out, err) = run_stand_in(&strings(&[DEF_C1, PARAMS_C1, "--bench=3", "--mini=16"]));
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[lines.len() - 2].starts_with("bench: 3 minibatches of 16 images in "));
+    let last = lines.last().unwrap();
+    assert!(
+        last.starts_with("bench: ") && last.ends_with(" images/s"),
+        "{last}"
+    );
+    assert!(!out.contains("Training ConvNet"));
+}
+
+#[test]
+fn resume_applies_and_clears_unshare_and_conv_to_local() {
+    let dir = scratch("convert");
+    let (code, _, err) = run_stand_in(&golden_run_args("c1", dir.to_str().unwrap()));
+    assert_eq!(code, 0, "{err}");
+    let ckpt_dir = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let (code, out, err) = run_stand_in(&[
+        "-f".to_string(),
+        ckpt_dir.to_str().unwrap().to_string(),
+        "--epochs=2".to_string(),
+        "--conv-to-local=conv1".to_string(),
+        "--unshare-weights=fc10[0]".to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Converted layer 'conv1' from convolutional to unshared, locally-connected"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Weight matrix fc10[0] already unshared."),
+        "{out}"
+    );
+    let ckpt = ckpt_json(&ckpt_dir);
+    let conv1 = ckpt["model_state"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "conv1")
+        .unwrap()
+        .clone();
+    assert_eq!(conv1["type"], "local");
+    let opt = |n: &str| ckpt["op"]["$state"]["options"][n]["$state"]["value"].clone();
+    assert_eq!(opt("conv_to_local"), serde_json::json!([]));
+    assert_eq!(opt("unshare_weights"), serde_json::json!([]));
+    // An unknown layer stops the run.
+    let (code, _, err) = run_stand_in(&[
+        "-f".to_string(),
+        ckpt_dir.to_str().unwrap().to_string(),
+        "--unshare-weights=nope".to_string(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("Layer 'nope' does not exist; unable to unshare"),
+        "{err}"
+    );
 }

@@ -1,7 +1,8 @@
 //! `convnet --bench N` (ours, no original counterpart): training speed of a net on
 //! synthetic data. One minibatch trains untimed (warm-up), then N minibatches are timed.
 
-use crate::net::{ConvNet, NetError};
+use super::Network;
+use crate::net::NetError;
 use crate::nvmatrix::NvMatrix;
 use crate::synthetic::SplitMix64;
 use std::time::Instant;
@@ -38,7 +39,7 @@ pub fn synthetic_minibatch(dims: &[i64], classes: i64, mini: usize, seed: u64) -
 /// Trains one warm-up minibatch, then `n` timed ones; the report's last line is
 /// `bench: <images/s> images/s`.
 pub fn run(
-    net: &mut ConvNet,
+    net: &mut dyn Network,
     dims: &[i64],
     classes: i64,
     mini: usize,

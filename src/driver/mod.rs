@@ -19,10 +19,13 @@ pub mod train;
 
 use crate::checkpoint;
 use crate::checkpoint::value::{Obj, PyObj};
+use crate::config::Net;
 use crate::config::{detect_generation, Generation};
+use crate::net::{ConvNet, Cost, GcSummary, NetError, NetOptions};
+use crate::nvmatrix::NvMatrix;
 use crate::options::{OptionError, Options};
 use cli::{parse_command_line, Compat};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 /// How the program stops: its exit status, and the error to print on stderr.
@@ -62,19 +65,130 @@ impl From<OptionError> for Stop {
     }
 }
 
+/// What the driver asks of the net: the calls convnet.py made into its C++ module
+/// (`startBatch`/`finishBatch` for training and testing, `startMultiviewTest`,
+/// `startFeatureWriter`, `checkGradients`, `syncWithHost`). [`ConvNet`] is the
+/// implementation; tests drive the loop with stand-ins.
+pub trait Network {
+    /// `startBatch(data, progress, test=False)` + `finishBatch()`.
+    fn train_batch(&mut self, data: &[NvMatrix], progress: f64) -> Result<Cost, NetError>;
+    /// `startBatch(data, test=True)` + `finishBatch()`.
+    fn test_batch(&mut self, data: &[NvMatrix]) -> Result<Cost, NetError>;
+    /// `startMultiviewTest(data, numViews, logreg)` + `finishBatch()`.
+    fn multiview_test(
+        &mut self,
+        data: &[NvMatrix],
+        num_views: usize,
+        logreg: &str,
+    ) -> Result<Cost, NetError>;
+    /// `startFeatureWriter(data, layer)`: the layer's activations `(cases, outputs)`.
+    fn features(&mut self, data: &[NvMatrix], layer: &str) -> Result<(Cost, NvMatrix), NetError>;
+    /// `checkGradients(data)`, its report written to `out`.
+    fn check_gradients(
+        &mut self,
+        data: &[NvMatrix],
+        out: &mut dyn Write,
+    ) -> Result<GcSummary, NetError>;
+    /// `syncWithHost()`: the weights back into the layer dicts.
+    fn sync_to_host(&self, net: &mut Net);
+}
+
+impl Network for ConvNet {
+    fn train_batch(&mut self, data: &[NvMatrix], progress: f64) -> Result<Cost, NetError> {
+        ConvNet::train_batch(self, data, progress)
+    }
+    fn test_batch(&mut self, data: &[NvMatrix]) -> Result<Cost, NetError> {
+        ConvNet::test_batch(self, data)
+    }
+    fn multiview_test(
+        &mut self,
+        data: &[NvMatrix],
+        num_views: usize,
+        logreg: &str,
+    ) -> Result<Cost, NetError> {
+        ConvNet::multiview_test(self, data, num_views, logreg)
+    }
+    fn features(&mut self, data: &[NvMatrix], layer: &str) -> Result<(Cost, NvMatrix), NetError> {
+        ConvNet::features(self, data, layer)
+    }
+    fn check_gradients(
+        &mut self,
+        data: &[NvMatrix],
+        out: &mut dyn Write,
+    ) -> Result<GcSummary, NetError> {
+        ConvNet::check_gradients(self, data, out)
+    }
+    fn sync_to_host(&self, net: &mut Net) {
+        ConvNet::sync_to_host(self, net)
+    }
+}
+
+/// Builds the net from the parsed layers (`initModel`).
+pub type MakeNet = Box<dyn FnOnce(&Net, NetOptions) -> Result<Box<dyn Network>, NetError>>;
+
+/// Where the driver writes and which net it makes.
+pub struct Env {
+    /// The original's stdout: everything it printed with `print`.
+    pub out: Box<dyn Write>,
+    /// Our errors, the usage table and the list of data providers.
+    pub err: Box<dyn Write>,
+    /// Whether to draw the progress bar (stdout and stderr are terminals).
+    pub tty: bool,
+    pub make_net: MakeNet,
+}
+
+impl Env {
+    /// The process's stdout and stderr and the real [`ConvNet`].
+    pub fn process() -> Env {
+        Env {
+            out: Box::new(std::io::stdout()),
+            err: Box::new(std::io::stderr()),
+            tty: std::io::stdout().is_terminal() && std::io::stderr().is_terminal(),
+            make_net: Box::new(|net, opts| {
+                ConvNet::new(net, opts).map(|n| Box::new(n) as Box<dyn Network>)
+            }),
+        }
+    }
+}
+
 /// The `convnet` program (without the `bench`/`import` subcommands): `args` without the
 /// program name. Returns the exit status.
 pub fn main(args: &[String]) -> i32 {
-    let stop = match run(args) {
+    let stop = run_with(args, Env::process());
+    stop.code
+}
+
+/// [`main`] with its output and net chosen by the caller; the error, if any, has been
+/// written to `env.err` as `convnet: error: ...`.
+pub fn run_with(args: &[String], env: Env) -> Stop {
+    let err: std::rc::Rc<std::cell::RefCell<Box<dyn Write>>> =
+        std::rc::Rc::new(std::cell::RefCell::new(env.err));
+    let env = Env {
+        err: Box::new(Shared(err.clone())),
+        ..env
+    };
+    let stop = match run(args, env) {
         Ok(()) => Stop::done(),
         Err(s) => s,
     };
-    use std::io::Write;
     let _ = std::io::stdout().flush();
     if let Some(m) = &stop.message {
-        eprintln!("convnet: error: {m}");
+        let _ = writeln!(err.borrow_mut(), "convnet: error: {m}");
     }
-    stop.code
+    let _ = err.borrow_mut().flush();
+    stop
+}
+
+/// A writer shared by the driver and [`run_with`].
+struct Shared(std::rc::Rc<std::cell::RefCell<Box<dyn Write>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
 }
 
 /// Every option of both generations' tables (to find `-f`, `--layer-def` and
@@ -105,7 +219,7 @@ const OUR_EXCUSES: &[&str] = &[
     "dp_type",
 ];
 
-fn run(args: &[String]) -> Result<(), Stop> {
+fn run(args: &[String], mut env: Env) -> Result<(), Stop> {
     // The generation decides the option table: --compat, else the checkpoint of -f,
     // else the layer definition file.
     let first = parse_command_line(args, &union_table()).map_err(Stop::error)?;
@@ -137,9 +251,9 @@ fn run(args: &[String]) -> Result<(), Stop> {
     if let Err(e) = op.parse_args(&cl.given, also) {
         if e.is_missing() {
             let mut lines = vec![e.0.clone()];
-            lines.extend(op.usage("convnet", std::io::stderr().is_terminal()));
+            lines.extend(op.usage("convnet", env.tty));
             lines.extend(cli::extra_usage());
-            eprintln!("{}", lines.join("\n"));
+            let _ = writeln!(env.err, "{}", lines.join("\n"));
             return Err(Stop::failed());
         }
         return Err(e.into());
@@ -153,6 +267,7 @@ fn run(args: &[String]) -> Result<(), Stop> {
             let mut old = Options::from_pyobj(&old)
                 .map_err(|e| Stop::error(format!("Error loading checkpoint: {e}")))?;
             old.merge_from(&op)?;
+            old.as_python_dict();
             op = old;
             Some(c)
         }
@@ -160,5 +275,5 @@ fn run(args: &[String]) -> Result<(), Stop> {
         None => None,
     };
     op.eval_expr_defaults()?;
-    train::ConvNetModel::run(gen, op, cl.extras, ckpt)
+    train::ConvNetModel::run(gen, op, cl.extras, ckpt, env)
 }

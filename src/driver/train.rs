@@ -8,6 +8,7 @@ use super::cli::Extras;
 use super::format::{self, CostStyle, PyPrint};
 use super::state::{self, CostRecord, LocalTime};
 use super::Stop;
+use super::{Env, Network};
 use crate::checkpoint::value::{Dtype, NdArray, Obj, PyObj};
 use crate::checkpoint::{self, model, writer};
 use crate::config::convert;
@@ -15,11 +16,11 @@ use crate::config::value::{Array, Value};
 use crate::config::{parse_layers, reparse_params, Generation, Model, Net};
 use crate::data::cifar::Batch;
 use crate::data::provider::{get_instance, DataProvider, DpParams};
-use crate::net::{ConvNet, Cost, NetOptions};
+use crate::net::{Cost, NetOptions};
 use crate::nvmatrix::NvMatrix;
 use crate::options::Options;
 use std::cell::RefCell;
-use std::io::{IsTerminal, Stdout, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
@@ -83,11 +84,8 @@ struct ProgressBar {
 }
 
 impl ProgressBar {
-    fn new() -> ProgressBar {
-        ProgressBar {
-            enabled: std::io::stdout().is_terminal() && std::io::stderr().is_terminal(),
-            drawn: 0,
-        }
+    fn new(enabled: bool) -> ProgressBar {
+        ProgressBar { enabled, drawn: 0 }
     }
     fn draw(&mut self, fraction: f64) {
         if !self.enabled {
@@ -118,7 +116,9 @@ pub struct ConvNetModel {
     gen: Generation,
     op: Options,
     extras: Extras,
-    out: PyPrint<Stdout>,
+    out: PyPrint<Box<dyn Write>>,
+    /// Where the original's errors and lists went (stdout there; stderr here).
+    err: Box<dyn Write>,
     /// `model_state['layers']`.
     net: Net,
     epoch: i64,
@@ -130,7 +130,7 @@ pub struct ConvNetModel {
     device_ids: Vec<i64>,
     train_dp: Option<Box<dyn DataProvider>>,
     test_dp: Option<Box<dyn DataProvider>>,
-    convnet: Option<ConvNet>,
+    convnet: Option<Box<dyn Network>>,
     bar: ProgressBar,
 }
 
@@ -174,21 +174,34 @@ impl ConvNetModel {
             Generation::A12 => CostStyle::A12,
         }
     }
-    fn net(&mut self) -> &mut ConvNet {
+    fn net(&mut self) -> &mut dyn Network {
         self.convnet
-            .as_mut()
+            .as_deref_mut()
             .expect("the net is made before training")
     }
 
     /// `ConvNet(op, load_dic)` then `model.start()`; `--dump-layers` and `--bench` stop
     /// after the layers (ours).
-    pub fn run(gen: Generation, op: Options, extras: Extras, ckpt: Option<Obj>) -> Res<()> {
+    pub fn run(
+        gen: Generation,
+        op: Options,
+        extras: Extras,
+        ckpt: Option<Obj>,
+        env: Env,
+    ) -> Res<()> {
         let dump = extras.dump_layers;
+        let Env {
+            out,
+            err,
+            tty,
+            make_net,
+        } = env;
         let mut m = ConvNetModel {
             gen,
             op,
             extras,
-            out: PyPrint::new(std::io::stdout()),
+            out: PyPrint::new(out),
+            err,
             net: Net {
                 generation: gen,
                 layers: vec![],
@@ -202,7 +215,7 @@ impl ConvNetModel {
             train_dp: None,
             test_dp: None,
             convnet: None,
-            bar: ProgressBar::new(),
+            bar: ProgressBar::new(tty),
         };
         // get_gpus(): without the lock script a request for any GPU is -2, "fastest".
         m.device_ids = int_list(m.op.get("gpu"))
@@ -245,7 +258,9 @@ impl ConvNetModel {
         }
         m.init_model_state(state.as_ref())?;
         if dump {
-            println!("{}", m.net.to_json());
+            let json = m.net.to_json();
+            m.out.line(&json);
+            m.out.flush();
             return Ok(());
         }
         m.out.line("=========================");
@@ -260,7 +275,7 @@ impl ConvNetModel {
             random_seed: m.extras.seed,
         };
         m.convnet = Some(
-            ConvNet::new(&m.net, opts)
+            make_net(&m.net, opts)
                 .map_err(|e| Stop::error(format!("Error creating ConvNet: {e}")))?,
         );
         if let Some(n) = m.extras.bench {
@@ -351,7 +366,7 @@ impl ConvNetModel {
                 for (name, desc) in data_providers(self.gen) {
                     lines.push(format!("    {name}: {desc}"));
                 }
-                eprintln!("{}", lines.join("\n"));
+                let _ = writeln!(self.err, "{}", lines.join("\n"));
                 Err(Stop::failed())
             }
         }
@@ -388,7 +403,7 @@ impl ConvNetModel {
     fn log(&mut self, lines: &[String]) {
         for l in lines {
             if self.extras.dump_layers {
-                eprintln!("{l}");
+                let _ = writeln!(self.err, "{l}");
             } else {
                 self.out.line(l);
             }
@@ -558,7 +573,7 @@ impl ConvNetModel {
             }
             if self.batches_done() % testing_freq == 0 {
                 // sync_with_host: the weights back into the layer dicts.
-                self.convnet.as_ref().unwrap().sync_to_host(&mut self.net);
+                self.convnet.as_deref().unwrap().sync_to_host(&mut self.net);
                 let t = self.get_test_error()?;
                 self.test_outputs.push(t);
                 self.print_test_results()?;
@@ -576,7 +591,7 @@ impl ConvNetModel {
     fn start_batch(&mut self, data: &Batch, train: bool) -> Res<Cost> {
         if self.flag("check_grads") {
             self.out.flush();
-            let convnet = self.convnet.as_mut().unwrap();
+            let convnet = self.convnet.as_deref_mut().unwrap();
             let raw = self.out.raw();
             convnet
                 .check_gradients(&data.data, raw)
