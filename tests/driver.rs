@@ -833,9 +833,10 @@ fn multiview_test_of_the_cropped_provider() {
 
 // ---------------------------------------------------------------- runs with a stand-in net
 
-/// The `_ConvNet` stand-in the golden checkpoints were made with (golden/checkpoints/
-/// README.md): no computation; the k-th batch of the process reports
-/// `logprob = [(2.3 - 0.01k) * cases, (0.9 - 0.01k) * cases]`.
+/// The `_ConvNet` stand-in the golden checkpoints and golden/driver outputs were made
+/// with (golden/checkpoints/README.md): no computation; the k-th `finishBatch` of the
+/// process reports `logprob = [(2.3 - 0.01k) * n, (0.9 - 0.01k) * n]` with `numCases =
+/// n`, the columns of the data it was handed (all views of a multiview test).
 struct StandIn {
     k: usize,
     /// Ours: the batch (k) whose first value is NaN.
@@ -877,18 +878,19 @@ impl convnet::driver::Network for StandIn {
         views: usize,
         _logreg: &str,
     ) -> Result<Cost, convnet::net::NetError> {
-        // The costs of the real cases, each seen through its averaged views.
-        let n = data[0].cols() / views;
-        Ok(self.next(&[convnet::nvmatrix::NvMatrix::new(1, n, false)]))
+        // As the stand-in: the cases it was handed, every view of them.
+        let _ = views;
+        Ok(self.next(data))
     }
     fn features(
         &mut self,
         data: &[convnet::nvmatrix::NvMatrix],
         _layer: &str,
     ) -> Result<(Cost, convnet::nvmatrix::NvMatrix), convnet::net::NetError> {
+        // Not a finishBatch of the original's: the stand-in's count stays.
         let n = data[0].cols();
         Ok((
-            self.next(data),
+            Cost::default(),
             convnet::nvmatrix::NvMatrix::new(n, 10, false),
         ))
     }
@@ -1306,7 +1308,7 @@ fn multiview_test_and_2012_test_predictions() {
         // The cropped provider makes 24x24 inputs of the golden net's 32x32 layers.
         assert_eq!(code, 0, "{gen}: {err}\n{out}");
         assert!(out.starts_with("Initialized data layer 'data', producing 1728 outputs"));
-        // The multiview cost counts each case once.
+        // The stand-in counts every view's columns as cases.
         assert!(
             out.contains("Test output======================\nlogprob:  2.280000"),
             "{out}"
@@ -1411,4 +1413,167 @@ fn resume_applies_and_clears_unshare_and_conv_to_local() {
         err.contains("Layer 'nope' does not exist; unable to unshare"),
         "{err}"
     );
+}
+
+/// golden/driver: the original convnet.py of each generation, run with the stand-in, and
+/// our driver with the same stand-in print the same lines (times, dates, save paths
+/// and the means of the randomly initialised weights aside).
+#[test]
+fn the_originals_outputs_replayed_with_the_stand_in_net() {
+    fn normalize(text: &str, save: &str) -> Vec<String> {
+        text.lines()
+            .map(|l| {
+                let mut l = l.replace("\x1b[1m", "").replace("\x1b[0m", "");
+                if let Some(i) = l.find("/tmp/gd/") {
+                    let end = l[i + 8..].find(['/', ' ']).map_or(l.len(), |j| i + 8 + j);
+                    l.replace_range(i..end, "SAVE");
+                }
+                if !save.is_empty() {
+                    l = l.replace(save, "SAVE");
+                }
+                if let Some(i) = l.find("ConvNet__") {
+                    let n = "ConvNet__2012-08-03_14.28.23".len();
+                    l.replace_range(i..(i + n).min(l.len()), "ConvNet__STAMP");
+                }
+                if l.starts_with("Current time: ") {
+                    l = "Current time: X".into();
+                }
+                if let Some(i) = l.rfind(" (") {
+                    if l.ends_with(" sec)") {
+                        l = format!("{} (T sec)", &l[..i]);
+                    }
+                }
+                if l.starts_with("Layer '") && l.contains(" weights[") {
+                    let a = l.find("]: ").unwrap() + 3;
+                    let b = l[a..].find(' ').unwrap() + a;
+                    l.replace_range(a..b, "W");
+                }
+                l.replace("convnet.py usage:", "convnet usage:")
+            })
+            .collect()
+    }
+    for gen in ["c1", "a12"] {
+        let g = "golden/checkpoints";
+        let layers = [
+            format!("--layer-def={g}/layers-{gen}.cfg"),
+            format!("--layer-params={g}/layer-params-{gen}.cfg"),
+        ];
+        let base: Vec<String> = [
+            format!("--data-path={g}/batches"),
+            "--train-range=1-2".into(),
+            "--mini=20".into(),
+        ]
+        .into_iter()
+        .chain(layers.clone())
+        .collect();
+        let dir = scratch(&format!("originals-{gen}"));
+        let with = |extra: &[&str], name: &str| -> Vec<String> {
+            let mut v = base.clone();
+            v.push(format!("--save-path={}/{name}", dir.display()));
+            v.extend(strings(extra));
+            v
+        };
+        let cases: Vec<(&str, Vec<String>, i32)> = vec![
+            (
+                "plain",
+                with(
+                    &[
+                        "--test-range=3",
+                        "--test-freq=2",
+                        "--epochs=1",
+                        "--data-provider=cifar",
+                    ],
+                    "plain",
+                ),
+                0,
+            ),
+            (
+                "whole-range",
+                with(
+                    &[
+                        "--test-range=2-3",
+                        "--test-one=0",
+                        "--test-freq=1",
+                        "--epochs=2",
+                        "--data-provider=cifar",
+                        "--zip-save=1",
+                        "--max-filesize=1000",
+                    ],
+                    "whole",
+                ),
+                0,
+            ),
+            (
+                "test-only",
+                with(
+                    &[
+                        "--test-range=1-3",
+                        "--test-one=0",
+                        "--test-only=1",
+                        "--data-provider=cifar",
+                    ],
+                    "testonly",
+                ),
+                0,
+            ),
+            (
+                "multiview",
+                with(
+                    &[
+                        "--test-range=3",
+                        "--test-freq=2",
+                        "--epochs=1",
+                        "--data-provider=cifar-cropped",
+                        "--multiview-test=1",
+                        "--logreg-name=logprob",
+                    ],
+                    "mv",
+                ),
+                0,
+            ),
+            ("usage", layers.to_vec(), 1),
+        ];
+        for (name, args, status) in cases {
+            let (code, out, err) = run_stand_in(&args);
+            assert_eq!(code, status, "{gen} {name}: {err}");
+            let ours = if name == "usage" { err } else { out };
+            let theirs =
+                std::fs::read_to_string(root().join(format!("golden/driver/{gen}-{name}.stdout")))
+                    .unwrap();
+            let sub = |n: &str| dir.join(n).to_string_lossy().into_owned();
+            let save = match name {
+                "plain" => sub("plain"),
+                "whole-range" => sub("whole"),
+                "test-only" => sub("testonly"),
+                "multiview" => sub("mv"),
+                _ => String::new(),
+            };
+            let (ours, theirs) = (normalize(&ours, &save), normalize(&theirs, ""));
+            // Our usage adds the lines of our own options after the original's table.
+            let ours = if name == "usage" {
+                &ours[..theirs.len().min(ours.len())]
+            } else {
+                &ours[..]
+            };
+            assert_eq!(ours, &theirs[..], "{gen} {name}");
+        }
+        // Resuming the plain run for a second epoch.
+        let plain = std::fs::read_dir(dir.join("plain"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let (code, out, err) =
+            run_stand_in(&strings(&["-f", plain.to_str().unwrap(), "--epochs=2"]));
+        assert_eq!(code, 0, "{gen} resume: {err}");
+        let theirs =
+            std::fs::read_to_string(root().join(format!("golden/driver/{gen}-resume.stdout")))
+                .unwrap();
+        assert_eq!(
+            normalize(&out, &dir.join("plain").to_string_lossy()),
+            normalize(&theirs, ""),
+            "{gen} resume"
+        );
+    }
 }
