@@ -223,7 +223,13 @@ impl ConvNetModel {
             .map(|g| if g < 0 { -2 } else { g })
             .collect();
         m.fill_excused_options()?;
-        let state = ckpt.as_ref().and_then(|c| c.get("model_state"));
+        let state =
+            match &ckpt {
+                Some(c) => Some(c.get("model_state").ok_or_else(|| {
+                    Stop::error("Error loading checkpoint: it has no 'model_state'")
+                })?),
+                None => None,
+            };
         match &state {
             Some(ms) => {
                 let load = m.text("load_file");
