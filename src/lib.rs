@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod cudaconv2;
 pub mod data;
+pub mod driver;
 pub mod layers;
 pub mod net;
 pub mod nvmatrix;

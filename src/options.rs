@@ -8,6 +8,7 @@
 
 use crate::checkpoint::model::pystr;
 use crate::checkpoint::value::{Obj, PyObj};
+use crate::config::dictorder::iteration_order;
 use crate::config::py;
 use crate::config::value::Value;
 use crate::config::Generation;
@@ -72,6 +73,14 @@ pub struct OptionError(pub String);
 impl std::fmt::Display for OptionError {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl OptionError {
+    /// An `OptionMissingException` (a missing option, or one a given option requires),
+    /// after which the original printed the usage table.
+    pub fn is_missing(&self) -> bool {
+        self.0.ends_with(" not supplied") || self.0.contains(") requires option ")
     }
 }
 
@@ -237,68 +246,18 @@ impl Options {
             },
         ];
         let empty = || Value::List(vec![]);
-        match gen {
-            Generation::C1 => {
-                let mv = v.iter_mut().find(|o| o.name == "multiview_test").unwrap();
-                mv.requires = vec!["logreg_name".into()];
-                v.push(def(
-                    "logreg-name",
-                    "logreg_name",
-                    Str,
-                    "Cropped DP: logreg layer name (for --multiview-test)",
-                    val(""),
-                ));
-            }
-            Generation::A12 => {
-                v.push(def(
-                    "color-noise",
-                    "color_noise",
-                    Float,
-                    "Add PCA noise to color channels with given scale",
-                    val(0.0),
-                ));
-                v.push(Opt {
-                    requires: vec!["logreg_name".into(), "multiview_test".into()],
-                    ..def(
-                        "test-out",
-                        "test_out",
-                        Str,
-                        "Output test case predictions to given path",
-                        val(""),
-                    )
-                });
-                v.push(def(
-                    "logreg-name",
-                    "logreg_name",
-                    Str,
-                    "Logreg cost layer name (for --test-out)",
-                    val(""),
-                ));
-                v.push(def(
-                    "pca-noise",
-                    "pca_noise",
-                    Float,
-                    "Add PCA noise to pixels with given scale",
-                    val(0.0),
-                ));
-                // Declared with the float parser and the boolean default False (sic).
-                v.push(def(
-                    "scalar-mean",
-                    "scalar_mean",
-                    Float,
-                    "Subtract scalar pixel mean (as opposed to vector)?",
-                    val(false),
-                ));
-                v.push(def(
-                    "wupdate-freq",
-                    "wupdate_freq",
-                    Int,
-                    "Weight update (inverse) frequency, in minibatches (1 = every minibatch)",
-                    val(1i64),
-                ));
-            }
+        if gen == Generation::C1 {
+            let mv = v.iter_mut().find(|o| o.name == "multiview_test").unwrap();
+            mv.requires = vec!["logreg_name".into()];
+            v.push(def(
+                "logreg-name",
+                "logreg_name",
+                Str,
+                "Cropped DP: logreg layer name (for --multiview-test)",
+                val(""),
+            ));
         }
-        // Both generations add these.
+        // Both generations add these (the 2011 code after its logreg-name).
         v.push(def(
             "conv-to-local",
             "conv_to_local",
@@ -320,9 +279,65 @@ impl Options {
             "Conserve GPU memory (slower)?",
             val(0i64),
         ));
-        let mut options: IndexMap<String, Opt> =
-            v.into_iter().map(|o| (o.name.clone(), o)).collect();
-        // ConvNet's changes to the base parser.
+        // The 2012 code adds its own after them.
+        if gen == Generation::A12 {
+            v.push(def(
+                "color-noise",
+                "color_noise",
+                Float,
+                "Add PCA noise to color channels with given scale",
+                val(0.0),
+            ));
+            v.push(Opt {
+                requires: vec!["logreg_name".into(), "multiview_test".into()],
+                ..def(
+                    "test-out",
+                    "test_out",
+                    Str,
+                    "Output test case predictions to given path",
+                    val(""),
+                )
+            });
+            v.push(def(
+                "logreg-name",
+                "logreg_name",
+                Str,
+                "Logreg cost layer name (for --test-out)",
+                val(""),
+            ));
+            v.push(def(
+                "pca-noise",
+                "pca_noise",
+                Float,
+                "Add PCA noise to pixels with given scale",
+                val(0.0),
+            ));
+            // Declared with the float parser and the boolean default False (sic).
+            v.push(def(
+                "scalar-mean",
+                "scalar_mean",
+                Float,
+                "Subtract scalar pixel mean (as opposed to vector)?",
+                val(false),
+            ));
+            v.push(def(
+                "wupdate-freq",
+                "wupdate_freq",
+                Int,
+                "Weight update (inverse) frequency, in minibatches (1 = every minibatch)",
+                val(1i64),
+            ));
+        }
+        // `OptionsParser.options` is a plain dict: kept here in the order CPython 2.7
+        // iterates it (the order the original pickled it in and parsed in).
+        let order = iteration_order(&v.iter().map(|o| o.name.as_str()).collect::<Vec<_>>());
+        let mut slots: Vec<Option<Opt>> = v.into_iter().map(Some).collect();
+        let mut options: IndexMap<String, Opt> = order
+            .into_iter()
+            .filter_map(|i| slots[i].take())
+            .map(|o| (o.name.clone(), o))
+            .collect();
+        // ConvNet's changes to the base parser (deleting a key leaves the others' order).
         options.shift_remove("max_test_err");
         options["max_filesize_mb"].default = val(0i64);
         options["testing_freq"].default = val(50i64);
@@ -363,46 +378,182 @@ impl Options {
         self.options.get(name).map(|o| &o.value)
     }
 
-    /// The rest of `OptionsParser.parse` once the given options are set: a missing
-    /// option that nothing given excuses and that has no default is an error; others
-    /// take their defaults; a given option's `requires` must be given too.
+    /// The order `OptionsParser.parse` walks the options in:
+    /// `get_options_list(SORT_EXPR_LAST)`, Python 2's `sorted` over the dict's values
+    /// with a comparator that only says "expression defaults go last" and never "equal".
+    /// For fewer than 64 items that sort is one binary insertion sort, which with this
+    /// comparator reverses the dict order of the other options and then appends the
+    /// expression-default ones in dict order. It decides which missing option is
+    /// reported first.
+    pub fn parse_order(&self) -> Vec<String> {
+        let is_expr = |o: &&Opt| matches!(o.default, Default::Expr(_));
+        let plain = self.options.values().rev().filter(|o| !is_expr(o));
+        let exprs = self.options.values().filter(is_expr);
+        plain.chain(exprs).map(|o| o.name.clone()).collect()
+    }
+
+    /// `OptionsParser.parse()` on the command line's options: `given` holds (name, text)
+    /// pairs in command-line order (a repeated option's last text counts, as
+    /// `dict(getopt(...))` kept it). Walking [`Options::parse_order`]: a given option is
+    /// parsed (`Unable to parse option ...`); a missing one that no given option excuses
+    /// and that has no default is an error (`Option X (desc) not supplied`), else it takes
+    /// its default; a given option's `requires` must be given too (checked in letter
+    /// order). `also_excused` names options our own modes excuse (`--dump-layers`,
+    /// `--bench`).
+    pub fn parse_args(
+        &mut self,
+        given: &[(String, String)],
+        also_excused: &[&str],
+    ) -> Result<(), OptionError> {
+        let texts: std::collections::HashMap<&str, &str> = given
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        self.walk(Some(&texts), also_excused)
+    }
+
+    /// The rest of `OptionsParser.parse` once the given options are set (by
+    /// [`Options::set`]): the missing-option and `requires` checks of
+    /// [`Options::parse_args`], defaults for the others.
     pub fn finish_parse(&mut self) -> Result<(), OptionError> {
-        let given: Vec<(String, Option<Vec<String>>)> = self
+        self.walk(None, &[])
+    }
+
+    fn walk(
+        &mut self,
+        texts: Option<&std::collections::HashMap<&str, &str>>,
+        also_excused: &[&str],
+    ) -> Result<(), OptionError> {
+        let given: std::collections::HashSet<String> = match texts {
+            Some(t) => t.keys().map(|k| k.to_string()).collect(),
+            None => self
+                .options
+                .values()
+                .filter(|o| o.value_given)
+                .map(|o| o.name.clone())
+                .collect(),
+        };
+        let mut by_letter: Vec<&Opt> = self.options.values().collect();
+        by_letter.sort_by(|a, b| a.letter.cmp(&b.letter));
+        let by_letter: Vec<(String, String, String)> = by_letter
+            .iter()
+            .map(|o| (o.name.clone(), o.prefixed_letter(), o.desc.clone()))
+            .collect();
+        let excusers: Vec<Option<Vec<String>>> = self
             .options
             .values()
-            .filter(|o| o.value_given)
-            .map(|o| (o.name.clone(), o.excuses.clone()))
+            .filter(|o| given.contains(&o.name))
+            .map(|o| o.excuses.clone())
             .collect();
-        for o in self.options.values_mut().filter(|o| !o.value_given) {
-            let excused = given
-                .iter()
-                .any(|(_, ex)| ex.as_ref().is_none_or(|ex| ex.contains(&o.name)));
-            match &o.default {
-                Default::None if !excused => {
+        for name in self.parse_order() {
+            let o = self.options.get_mut(&name).unwrap();
+            if given.contains(&name) {
+                if let Some(text) = texts.and_then(|t| t.get(name.as_str())) {
+                    self.set(&name, text)?;
+                }
+                let o = &self.options[&name];
+                if let Some((_, letter, desc)) = by_letter
+                    .iter()
+                    .find(|(n, _, _)| o.requires.contains(n) && !given.contains(n))
+                {
                     return Err(OptionError(format!(
-                        "Option {} ({}) not supplied",
+                        "Option {} ({}) requires option {letter} ({desc})",
                         o.prefixed_letter(),
                         o.desc
-                    )))
-                }
-                Default::Value(v) => o.value = v.clone(),
-                _ => {}
-            }
-        }
-        for o in self.options.values().filter(|o| o.value_given) {
-            for r in &o.requires {
-                if let Some(req) = self.options.get(r).filter(|req| !req.value_given) {
-                    return Err(OptionError(format!(
-                        "Option {} ({}) requires option {} ({})",
-                        o.prefixed_letter(),
-                        o.desc,
-                        req.prefixed_letter(),
-                        req.desc
                     )));
+                }
+            } else {
+                let excused = also_excused.contains(&name.as_str())
+                    || excusers
+                        .iter()
+                        .any(|ex| ex.as_ref().is_none_or(|ex| ex.contains(&name)));
+                match &o.default {
+                    Default::None if !excused => {
+                        return Err(OptionError(format!(
+                            "Option {} ({}) not supplied",
+                            o.prefixed_letter(),
+                            o.desc
+                        )))
+                    }
+                    Default::Value(v) => o.value = v.clone(),
+                    _ => {}
                 }
             }
         }
         Ok(())
+    }
+
+    /// `print_usage()`: the table of options, those with defaults first, each group in
+    /// letter order. With `bold` the option names and the header carry the terminal's
+    /// bold escapes, as the original always printed them; the visible layout is the
+    /// same either way (the original measured its columns with the escapes in them).
+    pub fn usage(&self, program: &str, bold: bool) -> Vec<String> {
+        let b = |s: &str| {
+            if bold {
+                format!("\x1b[1m{s}\x1b[0m")
+            } else {
+                s.to_string()
+            }
+        };
+        let mut opts: Vec<&Opt> = self.options.values().collect();
+        opts.sort_by(|a, b| a.letter.cmp(&b.letter));
+        // (option name, " <type>", description, "[default]").
+        let mut rows: Vec<(String, String, String, Option<String>)> = vec![];
+        let mut num_def = 0;
+        for o in opts {
+            let default = match &o.default {
+                Default::None => None,
+                Default::Expr(e) => Some(format!("[{e}]")),
+                Default::Value(v) => Some(format!("[{}]", show_value(&o.kind, v))),
+            };
+            let row = (
+                o.prefixed_letter(),
+                format!(" <{}>", type_str(&o.kind)),
+                o.desc.clone(),
+                default,
+            );
+            if row.3.is_some() {
+                rows.insert(num_def, row);
+                num_def += 1;
+            } else {
+                rows.push(row);
+            }
+        }
+        let w0 = rows
+            .iter()
+            .map(|r| r.0.len() + r.1.len())
+            .max()
+            .unwrap_or(0);
+        let w1 = rows.iter().map(|r| r.2.len()).max().unwrap_or(0);
+        let w2 = rows
+            .iter()
+            .map(|r| r.3.as_ref().map_or(0, String::len))
+            .max()
+            .unwrap_or(0);
+        // The header's first cell is as wide as the bold option cells measured: 8 more.
+        let mut out = vec![
+            format!("{program} usage:"),
+            format!(
+                "{} {} {} ",
+                b(&format!("{:<w$}", "    Option", w = w0 + 8)),
+                b(&format!("{:<w1$}", "Description")),
+                b(&format!("{:<w2$}", "Default"))
+            ),
+        ];
+        for (letter, ty, desc, default) in rows {
+            let cell = format!(
+                "{}{ty}{}",
+                b(&letter),
+                " ".repeat(w0 - letter.len() - ty.len())
+            );
+            let (open, close) = match default {
+                Some(_) => ("    [", "] -"),
+                None => ("     ", "  -"),
+            };
+            let default = default.unwrap_or_else(|| " ".into());
+            out.push(format!("{open}{cell}{close} {desc:<w1$} {default:<w2$} "));
+        }
+        out
     }
 
     /// `eval_expr_defaults`: the one expression the originals use, `[-1] * num_gpus`.
@@ -441,6 +592,18 @@ impl Options {
             }
         }
         Ok(())
+    }
+
+    /// Reorders the options as a CPython 2.7 dict iterates after inserting them in
+    /// their present order: what unpickling a checkpoint's `op` (keys in stream order)
+    /// and `merge_from` (new keys inserted last) leave in the original.
+    pub fn as_python_dict(&mut self) {
+        let keys: Vec<String> = self.options.keys().cloned().collect();
+        let mut old = std::mem::take(&mut self.options);
+        self.options = iteration_order(&keys)
+            .into_iter()
+            .map(|i| (keys[i].clone(), old.shift_remove(&keys[i]).unwrap()))
+            .collect();
     }
 
     /// `print_values`: `desc: value [DEFAULT]`, sorted by description.
@@ -637,6 +800,11 @@ fn type_str(kind: &Kind) -> String {
 
 /// `Option.get_str_value()`: the parser's `to_string` of the value.
 fn str_value(o: &Opt) -> String {
+    show_value(&o.kind, &o.value)
+}
+
+/// The parser's `to_string` of a value.
+fn show_value(kind: &Kind, v: &Value) -> String {
     fn show(kind: &Kind, v: &Value) -> String {
         match (kind, v) {
             (_, Value::None) => String::new(),
@@ -658,7 +826,7 @@ fn str_value(o: &Opt) -> String {
             (_, other) => format!("{other:?}"),
         }
     }
-    show(&o.kind, &o.value)
+    show(kind, v)
 }
 
 /// C's `%.6g`.

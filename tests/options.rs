@@ -111,3 +111,47 @@ fn parsing_rules() {
         "Option --multiview-test (Cropped DP: test on multiple patches?) requires option --logreg-name (Cropped DP: logreg layer name (for --multiview-test))"
     );
 }
+
+#[test]
+fn option_dicts_iterate_as_the_originals_did() {
+    // The originals pickled their options dict in its iteration order.
+    for (tag, gen) in [("c1", Generation::C1), ("a12", Generation::A12)] {
+        let theirs = Options::from_pyobj(&original_op(tag)).unwrap();
+        let ours = Options::convnet(gen);
+        assert_eq!(
+            ours.options.keys().collect::<Vec<_>>(),
+            theirs.options.keys().collect::<Vec<_>>(),
+            "{tag}"
+        );
+    }
+}
+
+#[test]
+fn parse_order_puts_expression_defaults_last() {
+    let op = Options::convnet(Generation::C1);
+    let order = op.parse_order();
+    assert_eq!(order.last().unwrap(), "gpu");
+    assert_eq!(order[0], "testing_freq");
+    let mut keys: Vec<&String> = op.options.keys().filter(|k| *k != "gpu").collect();
+    keys.reverse();
+    assert_eq!(order[..order.len() - 1].iter().collect::<Vec<_>>(), keys);
+}
+
+#[test]
+fn usage_layout_is_the_same_with_and_without_bold() {
+    let op = Options::convnet(Generation::A12);
+    let plain = op.usage("convnet", false);
+    let bold: Vec<String> = op
+        .usage("convnet", true)
+        .iter()
+        .map(|l| l.replace("\x1b[1m", "").replace("\x1b[0m", ""))
+        .collect();
+    assert_eq!(plain, bold);
+    assert!(plain.iter().any(|l| l.contains("[--wupdate-freq <int>")));
+    let widths: std::collections::HashSet<usize> = plain[1..].iter().map(|l| l.len()).collect();
+    assert_eq!(
+        widths.len(),
+        1,
+        "every row is padded to the same width: {plain:#?}"
+    );
+}
