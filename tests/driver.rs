@@ -650,7 +650,7 @@ fn run_args(args: &[String]) -> Output {
 }
 
 #[test]
-#[ignore = "needs the net"]
+
 fn a_training_run_prints_tests_saves_and_runs_one_batch_too_many() {
     for gen in ["c1", "a12"] {
         let dir = scratch(&format!("train-{gen}"));
@@ -773,7 +773,7 @@ fn a_training_run_prints_tests_saves_and_runs_one_batch_too_many() {
 }
 
 #[test]
-#[ignore = "needs the net"]
+
 fn check_grads_runs_on_the_dummy_provider_and_exits_0() {
     let out = convnet(&[
         DEF_C1,
@@ -794,7 +794,7 @@ fn check_grads_runs_on_the_dummy_provider_and_exits_0() {
 }
 
 #[test]
-#[ignore = "needs the net"]
+
 fn bench_reports_images_per_second() {
     let out = convnet(&[
         DEF_C1,
@@ -817,7 +817,7 @@ fn bench_reports_images_per_second() {
 }
 
 #[test]
-#[ignore = "needs the net"]
+
 fn multiview_test_of_the_cropped_provider() {
     let dir = scratch("multiview");
     let mut args = golden_run_args("c1", dir.to_str().unwrap());
