@@ -1579,3 +1579,65 @@ fn the_originals_outputs_replayed_with_the_stand_in_net() {
         );
     }
 }
+
+/// The newest checkpoint file under a save path (one `ConvNet__*` directory).
+fn newest_checkpoint(save: &Path) -> PathBuf {
+    let dir = std::fs::read_dir(save)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort_by(|a, b| convnet::checkpoint::alphanum_cmp(a, b));
+    dir.join(files.last().unwrap())
+}
+
+/// A checkpoint's model state: the layers (weights, increments, ...), the cost
+/// histories, epoch and batch number.
+fn model_state(path: &Path) -> (Net, String) {
+    let ck = convnet::checkpoint::load(path).unwrap();
+    let ms = ck.get("model_state").unwrap();
+    let net = convnet::checkpoint::model::layers_from(&ms.get("layers").unwrap()).unwrap();
+    let rest = ["train_outputs", "test_outputs", "epoch", "batchnum"]
+        .map(|k| format!("{:?}", ms.get(k)))
+        .join("\n");
+    (net, rest)
+}
+
+#[test]
+fn resume_continues_bit_for_bit() {
+    for gen in ["c1", "a12"] {
+        // One run of two epochs (saving after each) ...
+        let whole = scratch(&format!("resume-whole-{gen}"));
+        let mut args = golden_run_args(gen, whole.to_str().unwrap());
+        args.push("--epochs=2".into());
+        let out = run_args(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        // ... against one epoch, then a resumed run to the end of the second.
+        let part = scratch(&format!("resume-part-{gen}"));
+        let out = run_args(&golden_run_args(gen, part.to_str().unwrap()));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let first = newest_checkpoint(&part);
+        assert!(first.ends_with("1.2"), "{}", first.display());
+        let resumed = run_args(&[format!("-f{}", first.display()), "--epochs=2".into()]);
+        assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+        let (a, b) = (newest_checkpoint(&whole), newest_checkpoint(&part));
+        assert!(a.ends_with("2.2") && b.ends_with("2.2"));
+        let ((net_a, rest_a), (net_b, rest_b)) = (model_state(&a), model_state(&b));
+        // (A 2012 dict may come back in another order: compare by name.)
+        let by_name = |n: &Net| {
+            let mut l = n.layers.clone();
+            l.sort_by_key(|d| format!("{:?}", d.get("name")));
+            l
+        };
+        assert!(
+            by_name(&net_a) == by_name(&net_b),
+            "{gen}: the resumed run's weights differ"
+        );
+        assert_eq!(rest_a, rest_b, "{gen}");
+    }
+}

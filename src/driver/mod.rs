@@ -72,6 +72,8 @@ impl From<OptionError> for Stop {
 pub trait Network {
     /// `startBatch(data, progress, test=False)` + `finishBatch()`.
     fn train_batch(&mut self, data: &[NvMatrix], progress: f64) -> Result<Cost, NetError>;
+    /// Re-seeds the net's random numbers (see [`ConvNet::set_random_seed`]).
+    fn reseed(&mut self, _seed: u64) {}
     /// `startBatch(data, test=True)` + `finishBatch()`.
     fn test_batch(&mut self, data: &[NvMatrix]) -> Result<Cost, NetError>;
     /// `startMultiviewTest(data, numViews, logreg)` + `finishBatch()`.
@@ -96,6 +98,9 @@ pub trait Network {
 impl Network for ConvNet {
     fn train_batch(&mut self, data: &[NvMatrix], progress: f64) -> Result<Cost, NetError> {
         ConvNet::train_batch(self, data, progress)
+    }
+    fn reseed(&mut self, seed: u64) {
+        self.set_random_seed(seed)
     }
     fn test_batch(&mut self, data: &[NvMatrix]) -> Result<Cost, NetError> {
         ConvNet::test_batch(self, data)

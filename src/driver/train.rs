@@ -617,6 +617,8 @@ impl ConvNetModel {
                 self.batchnum,
             );
             self.bar.draw(p);
+            let seed = batch_seed(self.extras.seed, self.epoch, self.batchnum);
+            self.net().reseed(seed);
             let r = self.net().train_batch(&data.data, p);
             self.bar.clear();
             r.map_err(|e| Stop::error(e.to_string()))
@@ -960,4 +962,14 @@ pub fn weight_summaries(net: &Net) -> Vec<(bool, String)> {
         ));
     }
     ops
+}
+
+/// The random seed of training batch `epoch.batchnum`: `--seed` mixed with the batch's
+/// position (SplitMix64's finaliser), so each batch draws its own masks and a resumed
+/// run draws the same ones as an uninterrupted run.
+fn batch_seed(seed: u64, epoch: i64, batchnum: i64) -> u64 {
+    let mut z = seed ^ ((epoch as u64) << 32 | batchnum as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

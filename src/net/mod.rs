@@ -558,6 +558,15 @@ impl ConvNet {
 }
 
 impl ConvNet {
+    /// Re-seeds the random streams (`initRandom`) and libc `random()`. The original
+    /// seeded once per process from the clock; the driver re-seeds before every training
+    /// batch from `--seed`, the epoch and the batch number, so that a resumed run
+    /// draws what the uninterrupted run would have drawn.
+    pub fn set_random_seed(&mut self, seed: u64) {
+        self.rnd = RandomStreams::init_random(seed);
+        self.glibc = GlibcRandom::new(seed as u32);
+    }
+
     pub fn generation(&self) -> Generation {
         self.gen
     }
