@@ -1,8 +1,8 @@
-//! `ConvNet::check_gradients` (the original's `--check-grads`) on our gc nets
-//! (layer-defs/gc-2011.cfg, gc-2012.cfg): every weight matrix and bias vector of a net
-//! with every layer type with weights and every neuron type whose gradient the
-//! original gets right passes the original's test (relative error < 0.02); the
-//! original's softrelu gradient bug is caught.
+//! The original's gradient check (`convnet --check-grads=1`, `ConvNet::check_gradients`)
+//! on our gc nets (layer-defs/gc-2011.cfg, gc-2012.cfg): every weight matrix and bias
+//! vector of a net with every layer type with weights and every neuron type whose
+//! gradient the original gets right passes the original's test (relative error <
+//! 0.02); the original's softrelu gradient bug is caught.
 
 use convnet::config::{parse_layers, Generation, Model};
 use convnet::net::{ConvNet, NetOptions};
@@ -50,44 +50,6 @@ fn check(
     (s, String::from_utf8(out).unwrap())
 }
 
-fn root(p: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-#[test]
-fn gc_net_2011_passes() {
-    let (s, report) = check(
-        Generation::C1,
-        &root("layer-defs/gc-2011.cfg"),
-        &root("params/gc-2011.cfg"),
-        192,
-    );
-    assert_eq!(s.failures, 0, "{report}");
-    // conv1, local2, fc3 (2 inputs), fc4 (2 inputs): weights and biases.
-    assert_eq!(s.tests, 10);
-    // 2011 prints only failures, then the summary.
-    assert_eq!(report, "------------------------\nALL 10 TESTS PASSED\n");
-}
-
-#[test]
-fn gc_net_2012_passes() {
-    let (s, report) = check(
-        Generation::A12,
-        &root("layer-defs/gc-2012.cfg"),
-        &root("params/gc-2012.cfg"),
-        192,
-    );
-    assert_eq!(s.failures, 0, "{report}");
-    assert_eq!(s.tests, 10);
-    // 2012 prints every test, layers in name order.
-    assert!(
-        report.starts_with("========================\n(PASS) conv1 weights[0] GRADIENT CHECK\n"),
-        "{report}"
-    );
-    assert!(report.contains("(PASS) local2 biases GRADIENT CHECK"));
-    assert!(report.ends_with("ALL 10 TESTS PASSED\n"));
-}
-
 #[test]
 fn softrelu_gradient_bug_fails_the_check() {
     let dir = std::env::temp_dir().join(format!("convnet-gc-softrelu-{}", std::process::id()));
@@ -116,4 +78,54 @@ fn softrelu_gradient_bug_fails_the_check() {
         "{report}"
     );
     assert!(s.failures >= 1);
+}
+
+/// `convnet --check-grads=1` with the dummy provider (128 cases), as the original ran
+/// it: its report on stdout.
+fn check_grads_cli(gen: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            format!("--layer-def=layer-defs/gc-{gen}.cfg"),
+            format!("--layer-params=params/gc-{gen}.cfg"),
+            "--check-grads=1".into(),
+            "--data-provider=dummy-cn-192".into(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn gc_net_2011_passes() {
+    // conv1, local2, fc3 (2 inputs), fc4 (2 inputs): weights and biases; 2011 prints
+    // only failures, then the summary.
+    let report = check_grads_cli("2011");
+    assert!(
+        report.ends_with("------------------------\nALL 10 TESTS PASSED\n"),
+        "{report}"
+    );
+    assert!(!report.contains("GRADIENT CHECK"), "{report}");
+}
+
+#[test]
+fn gc_net_2012_passes() {
+    // 2012 prints every test, layers in name order.
+    let report = check_grads_cli("2012");
+    assert!(
+        report.contains("========================\n(PASS) conv1 weights[0] GRADIENT CHECK\n"),
+        "{report}"
+    );
+    assert!(report.contains("(PASS) local2 biases GRADIENT CHECK"));
+    assert!(!report.contains("FAIL"), "{report}");
+    assert!(
+        report.ends_with("------------------------\nALL 10 TESTS PASSED\n"),
+        "{report}"
+    );
 }
