@@ -1641,3 +1641,42 @@ fn resume_continues_bit_for_bit() {
         assert_eq!(rest_a, rest_b, "{gen}");
     }
 }
+
+/// Checkpoints the original code wrote (golden/checkpoints, both generations) resume
+/// here with the real net: weights, increments, epoch and batch number are taken over,
+/// training goes on from the next batch and saves into the checkpoint's directory.
+#[test]
+fn resume_from_the_originals_checkpoints() {
+    for gen in ["c1", "a12"] {
+        let src = std::fs::read_dir(root().join("golden/checkpoints").join(gen))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                let n = p.file_name().unwrap().to_str().unwrap();
+                p.is_dir() && n.starts_with("ConvNet__") && !n.ends_with(".expected")
+            })
+            .unwrap();
+        let dir = scratch(&format!("orig-resume-{gen}")).join("ckpt");
+        std::fs::create_dir_all(&dir).unwrap();
+        // The checkpoint files (`<epoch>.<batchnum>`), not our expectations beside them.
+        for f in std::fs::read_dir(&src).unwrap() {
+            let f = f.unwrap().path();
+            let name = f.file_name().unwrap().to_str().unwrap().to_string();
+            if name.split('.').all(|p| p.parse::<u32>().is_ok()) {
+                std::fs::copy(&f, dir.join(name)).unwrap();
+            }
+        }
+        let out = run_args(&[format!("-f{}", dir.display()), "--epochs=2".into()]);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{gen}: {}\n{stdout}",
+            text(&out.stderr)
+        );
+        assert!(stdout.contains("\n2.1... logprob:  "), "{gen}: {stdout}");
+        assert!(
+            stdout.contains(&format!("Saved checkpoint to {}", dir.display())),
+            "{stdout}"
+        );
+    }
+}
