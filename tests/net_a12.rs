@@ -475,3 +475,134 @@ fn feature_pass_collects_several_layers() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------
+// href, rscale
+// ---------------------------------------------------------------------------------
+
+/// data (108, N): 3 channels of 6x6; labels in 0..4.
+fn image_data() -> Vec<NvMatrix> {
+    vec![
+        mat(108, N, uniform(SEED + 6, 108 * N, -1.0, 1.0)),
+        mat(1, N, labels(SEED + 7, N, 4)),
+    ]
+}
+
+/// Row `(c, y, x)` of a `(channels * side², N)` image matrix, mirrored in x.
+fn mirrored(m: &[f64], channels: usize, side: usize) -> Vec<f64> {
+    let mut out = vec![0.0; m.len()];
+    for c in 0..channels {
+        for y in 0..side {
+            for x in 0..side {
+                let (to, from) = (
+                    (c * side + y) * side + x,
+                    (c * side + y) * side + side - 1 - x,
+                );
+                out[to * N..(to + 1) * N].copy_from_slice(&m[from * N..(from + 1) * N]);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn href_mirrors_forward_and_backward() {
+    let cfg = parse("href", &model(&[12, 1], 4));
+    let mut net = build(&cfg, N);
+    let data = [cost_data().swap_remove(0), image_data().swap_remove(1)];
+    net.fprop(&data, Pass::Train).unwrap();
+    net.bprop(Pass::Train).unwrap();
+    let x = acts(&net, "fc0", 32, N);
+    assert_eq!(acts(&net, "mirror", 32, N), mirrored(&x, 2, 4));
+    let v = grad(&net, "mirror", 32, N);
+    assert_eq!(grad(&net, "fc0", 32, N), mirrored(&v, 2, 4));
+    gradients_pass(&mut build(&cfg, N), &data);
+}
+
+/// Bilinear interpolation as `convResizeBilinear` samples (output pixel `p` reads
+/// `p * scale + img/2 - out/2 * scale`, clamped to `[0, img - 1.01]`), in f64.
+fn resize(m: &[f64], channels: usize, img: usize, out: usize, scale: f64) -> Vec<f64> {
+    let center = img as f64 / 2.0 - out as f64 / 2.0 * scale;
+    let coord = |p: usize| (p as f64 * scale + center).clamp(0.0, img as f64 - 1.01);
+    let mut r = vec![0.0; channels * out * out * N];
+    for c in 0..channels {
+        for py in 0..out {
+            for px in 0..out {
+                let (sy, sx) = (coord(py), coord(px));
+                let (y0, x0) = (sy.floor() as usize, sx.floor() as usize);
+                let (fy, fx) = (sy - y0 as f64, sx - x0 as f64);
+                let at = |y: usize, x: usize, j: usize| m[((c * img + y) * img + x) * N + j];
+                for j in 0..N {
+                    let top = (1.0 - fx) * at(y0, x0, j) + fx * at(y0, x0 + 1, j);
+                    let bottom = (1.0 - fx) * at(y0 + 1, x0, j) + fx * at(y0 + 1, x0 + 1, j);
+                    r[((c * out + py) * out + px) * N + j] = (1.0 - fy) * top + fy * bottom;
+                }
+            }
+        }
+    }
+    r
+}
+
+/// The `size x size` window at `(y0, x0)` of each channel.
+fn crop(m: &[f64], channels: usize, img: usize, size: usize, y0: usize, x0: usize) -> Vec<f64> {
+    let mut r = Vec::with_capacity(channels * size * size * N);
+    for c in 0..channels {
+        for y in 0..size {
+            for x in 0..size {
+                let from = (c * img + y0 + y) * img + x0 + x;
+                r.extend_from_slice(&m[from * N..(from + 1) * N]);
+            }
+        }
+    }
+    r
+}
+
+#[test]
+fn rscale_draws_a_scale_and_a_crop_in_training_only() {
+    let cfg = parse("rscale", &model(&[108, 1], 4));
+    let mut net = build(&cfg, N);
+    let data = image_data();
+    let x = f64s(data[0].data());
+    let (img, tgt) = (6usize, 4usize);
+    // The same libc rand() stream (glibc's random()): randf = (float)rand() / RAND_MAX.
+    let mut libc = GlibcRandom::new(SEED as u32);
+    let randf = |g: &mut GlibcRandom| g.random() as f32 / 2_147_483_647f32;
+    let mut sizes = Vec::new();
+    for _ in 0..12 {
+        net.fprop(&data, Pass::Train).unwrap();
+        // Scale s (size 4 + s) with probability (s+1)² / (1 + 4 + 9), cumulatively.
+        let r = randf(&mut libc) as f64;
+        let mut cum = 0.0;
+        let s = (0..3usize)
+            .find(|&s| {
+                cum += ((s + 1) * (s + 1)) as f64 / 14.0;
+                r <= cum
+            })
+            .expect("the probabilities sum to 1");
+        let size = tgt + s;
+        let (end, start) = (img as f64 / size as f64, (img as f64 / (size + 1) as f64).max(1.0));
+        let scale = start + randf(&mut libc) as f64 * (end - start);
+        let span = (1 + size - tgt) as u32;
+        let y0 = (libc.random() % span) as usize;
+        let x0 = (libc.random() % span) as usize;
+        let want = if size == img {
+            crop(&x, 3, img, tgt, y0, x0)
+        } else {
+            crop(&resize(&x, 3, img, size, scale), 3, size, tgt, y0, x0)
+        };
+        close("rscale crop", &acts(&net, "rs", 3 * tgt * tgt, N), &want, 1e-5);
+        sizes.push(size);
+    }
+    assert!(sizes.contains(&6) && sizes.iter().any(|&s| s < 6), "{sizes:?}");
+    // The gradient check and feature passes leave the crop as it was; a test pass
+    // copies the whole image (the bit-test BUG), which the fc layer cannot take.
+    let last = acts(&net, "rs", 3 * tgt * tgt, N);
+    for pass in [Pass::Gc, Pass::FeatureGen] {
+        net.fprop(&data, pass).unwrap();
+        assert_eq!(acts(&net, "rs", 3 * tgt * tgt, N), last);
+    }
+    for pass in [Pass::Test, Pass::MultiviewTestStart] {
+        assert!(net.fprop(&data, pass).is_err());
+        assert_eq!(net.acts("rs").unwrap().len(), 3 * img * img * N);
+    }
+}
