@@ -120,7 +120,11 @@ pub fn multi_softmax_cpu_t_parallel(
 ) -> Result<(), ShapeError> {
     const F: &str = "MultiSoftmaxCPU_T_parallel";
     require(num_out > 0, F, "numOut > 0")?;
-    require(elts.len() % num_out == 0, F, "elts (numCases, numOut)")?;
+    require(
+        elts.len().is_multiple_of(num_out),
+        F,
+        "elts (numCases, numOut)",
+    )?;
     require(probs.len() == elts.len(), F, "probs.isSameDims(elts)")?;
     require(size <= num_out, F, "size <= numOut")?;
     require(threads > 0, F, "B.size() > 0")?;
@@ -129,7 +133,9 @@ pub fn multi_softmax_cpu_t_parallel(
         None => None,
         Some(l) => {
             require(l.len() == cases, F, "fixed.getNumRows() == numCases")?;
-            let ok = l.iter().all(|&x| (x as i64) >= 0 && (x as i64) < num_out as i64);
+            let ok = l
+                .iter()
+                .all(|&x| (x as i64) >= 0 && (x as i64) < num_out as i64);
             require(ok, F, "0 <= int(fixed) < numOut")?;
             Some(l.iter().map(|&x| x as usize).collect())
         }

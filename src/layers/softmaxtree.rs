@@ -162,7 +162,11 @@ impl SoftmaxTree {
 
     /// `distributeGradients(grads)` (`kSoftmaxTreeBwd`, height by height from 1): each
     /// inner node's row becomes the sum of its children's, from 0 in child order.
-    pub fn distribute_gradients(&self, grads: &mut [f32], num_features: usize) -> Result<(), String> {
+    pub fn distribute_gradients(
+        &self,
+        grads: &mut [f32],
+        num_features: usize,
+    ) -> Result<(), String> {
         self.check("distributeGradients", grads, num_features)?;
         let nf = num_features;
         for level in &self.by_height {
@@ -213,7 +217,15 @@ mod tests {
 
     /// Leaves 0..3, inner nodes 4 (over 0, 1), 5 (over 2, 3), root 6 (over 4, 5).
     fn tree() -> Vec<Vec<usize>> {
-        vec![vec![], vec![], vec![], vec![], vec![0, 1], vec![2, 3], vec![4, 5]]
+        vec![
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![0, 1],
+            vec![2, 3],
+            vec![4, 5],
+        ]
     }
 
     #[test]

@@ -79,7 +79,13 @@ pub struct SuperMomentum {
 impl SuperMomentum {
     /// The averages' update and `superMomUpdate` into `inc` (see the module doc).
     /// Bounded (`__fdividef`; the square root is IEEE).
-    fn step(&mut self, inc: &mut NvMatrix, grad: &NvMatrix, mom: f32, rate: f32) -> Result<(), ShapeError> {
+    fn step(
+        &mut self,
+        inc: &mut NvMatrix,
+        grad: &NvMatrix,
+        mom: f32,
+        rate: f32,
+    ) -> Result<(), ShapeError> {
         if !self.g.same_dims(grad) {
             self.g = NvMatrix::like(grad);
             self.g2 = NvMatrix::like(grad);
@@ -89,7 +95,9 @@ impl SuperMomentum {
         self.g2
             .apply_binary(|g2: f32, g: f32| g2.mul_add(mom, (1.0 - mom) * g * g), grad)?;
         require(
-            [&self.g, &self.g2].iter().all(|m| m.same_dims(inc) && m.is_trans() == inc.is_trans())
+            [&self.g, &self.g2]
+                .iter()
+                .all(|m| m.same_dims(inc) && m.is_trans() == inc.is_trans())
                 && grad.is_trans() == inc.is_trans(),
             "Weights::update",
             "gradient, averages and increments of the same shape and orientation",

@@ -44,7 +44,10 @@ impl ConvNet {
         };
         let cases = data.first().map_or(0, NvMatrix::cols);
         if num_views == 0 || !cases.is_multiple_of(num_views) {
-            return Err(err(None, format!("{cases} cases are not {num_views} views")));
+            return Err(err(
+                None,
+                format!("{cases} cases are not {num_views} views"),
+            ));
         }
         let real = cases / num_views;
         let mb = self.opts.minibatch_size.max(1);
@@ -123,6 +126,9 @@ impl ConvNet {
                 }
             }
         }
-        Ok((cost, out.into_iter().map(Option::unwrap_or_default).collect()))
+        Ok((
+            cost,
+            out.into_iter().map(Option::unwrap_or_default).collect(),
+        ))
     }
 }

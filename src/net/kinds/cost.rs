@@ -23,8 +23,8 @@ use super::super::layer::{pass_flags, Io, Rt};
 use super::super::NetError;
 use crate::config::Generation;
 use crate::cudaconv2::conv_util::norm;
-use crate::layers::multisoftmax::multi_softmax_cpu_t_parallel;
 use crate::layers::kernels;
+use crate::layers::multisoftmax::multi_softmax_cpu_t_parallel;
 use crate::nvmatrix::ops::unary::Square;
 use crate::nvmatrix::NvMatrix;
 
@@ -249,8 +249,7 @@ impl CostLayer {
         let (add, coeff) = (scale != 0.0, self.coeff);
         match &mut self.ty {
             CostType::Sum2 => {
-                io.prev_grad_mut(i)
-                    .add(&io.input(0), scale, -2.0 * coeff)?;
+                io.prev_grad_mut(i).add(&io.input(0), scale, -2.0 * coeff)?;
             }
             CostType::Tica { channels, size_x } => {
                 let (x, a) = (io.input(0), io.acts());
@@ -263,7 +262,8 @@ impl CostLayer {
             }
             CostType::GSum2 { ungated } => {
                 // Overwrites the squares; input 0 (visited first) is done with them.
-                io.input(1).eltwise_mult_by_vector_to(&io.input(0), ungated)?;
+                io.input(1)
+                    .eltwise_mult_by_vector_to(&io.input(0), ungated)?;
                 io.prev_grad_mut(1).add(ungated, scale, -2.0 * coeff)?;
             }
             // Logreg and msm have nothing to do for their labels.
@@ -362,7 +362,11 @@ fn logreg_costs(
         Generation::A12 => {
             let n = labels.len() as f64;
             let top1 = correct.sum_all() as f64;
-            let topk = if topk == 1 { top1 } else { top.sum_all() as f64 };
+            let topk = if topk == 1 {
+                top1
+            } else {
+                top.sum_all() as f64
+            };
             vec![nll, n - top1, n - topk]
         }
     })
