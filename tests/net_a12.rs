@@ -218,8 +218,16 @@ fn cost_layers_match_float64_and_their_gradients_check() {
         .sum();
     close("ce2 cost", &cost_of(&net, "ce2"), &[-ce2], tol);
     let want: Vec<f64> = t.iter().zip(&y).map(|(t, y)| c * (t - y)).collect();
-    close("fused crossent2 gradient", &grad(&net, "fcA", 4, N), &want, tol);
-    assert!(net.acts_grad("sigA").unwrap().is_empty(), "ce2 wrote a gradient");
+    close(
+        "fused crossent2 gradient",
+        &grad(&net, "fcA", 4, N),
+        &want,
+        tol,
+    );
+    assert!(
+        net.acts_grad("sigA").unwrap().is_empty(),
+        "ce2 wrote a gradient"
+    );
 
     // rflickr: Σ log(1 + d²), gradient -coeff * 2d / (1 + d²), d = y - t.
     let c = 2.0;
@@ -247,8 +255,16 @@ fn cost_layers_match_float64_and_their_gradients_check() {
             }
         })
         .sum();
-    assert!(correct > 0.0 && correct < N as f64, "a test of both outcomes");
-    close("crossent cost", &cost_of(&net, "ce"), &[nll, N as f64 - correct], tol);
+    assert!(
+        correct > 0.0 && correct < N as f64,
+        "a test of both outcomes"
+    );
+    close(
+        "crossent cost",
+        &cost_of(&net, "ce"),
+        &[nll, N as f64 - correct],
+        tol,
+    );
     let want: Vec<f64> = t.iter().zip(&y).map(|(t, y)| c * t / y).collect();
     close("crossent gradient", &grad(&net, "probsC", 4, N), &want, tol);
 
@@ -287,7 +303,12 @@ fn cost_layers_match_float64_and_their_gradients_check() {
     close("msm marginals", &acts(&net, "msm", 4, N), &marg, tol_msm);
     let want = [nll, N as f64 - top1, N as f64 - top2];
     close("msm cost", &cost_of(&net, "msm"), &want, tol_msm);
-    close("msm gradient", &grad(&net, "fcF", 4, N), &grad_want, tol_msm);
+    close(
+        "msm gradient",
+        &grad(&net, "fcF", 4, N),
+        &grad_want,
+        tol_msm,
+    );
 
     gradients_pass(&mut costs_net().1, &data);
 }
@@ -306,7 +327,12 @@ fn crossent2_across_gpus_takes_the_stupid_way_with_its_sign_bug() {
         .zip(&y)
         .map(|(t, y)| c * (t / y + (1.0 - t) / (1.0 - y)))
         .collect();
-    close("crossent2 gradient (BUG)", &grad(&net, "sig", 4, N), &v, 1e-5);
+    close(
+        "crossent2 gradient (BUG)",
+        &grad(&net, "sig", 4, N),
+        &v,
+        1e-5,
+    );
     // Then the logistic layer's own backward pass: v * y * (1 - y).
     let want: Vec<f64> = v.iter().zip(&y).map(|(v, y)| v * y * (1.0 - y)).collect();
     close("through the logistic", &grad(&net, "fc", 4, N), &want, 1e-5);
@@ -368,15 +394,30 @@ fn tica_cost_and_its_half_finished_gradient() {
         .iter()
         .map(|s| 1.0 / (0.001 + s.sqrt()))
         .collect();
-    close("tica acts", &acts(&net, "tica", ch * side * side, N), &ticas, 1e-5);
-    close("tica cost", &cost_of(&net, "tica"), &[ticas.iter().sum()], 1e-5);
+    close(
+        "tica acts",
+        &acts(&net, "tica", ch * side * side, N),
+        &ticas,
+        1e-5,
+    );
+    close(
+        "tica cost",
+        &cost_of(&net, "tica"),
+        &[ticas.iter().sum()],
+        1e-5,
+    );
     // Gradient (scaleTargets 0): -coeff * x * Σ_window acts.
     let want: Vec<f64> = pool(&ticas, false)
         .iter()
         .zip(&x)
         .map(|(s, x)| -c * x * s)
         .collect();
-    close("tica gradient", &grad(&net, "fc", ch * side * side, N), &want, 1e-5);
+    close(
+        "tica gradient",
+        &grad(&net, "fc", ch * side * side, N),
+        &want,
+        1e-5,
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -391,7 +432,11 @@ fn mv_data() -> Vec<NvMatrix> {
     let l = labels(SEED + 5, REAL, 5);
     let tiled: Vec<f32> = (0..VIEWS).flat_map(|_| l.iter().copied()).collect();
     vec![
-        mat(12, VIEWS * REAL, uniform(SEED + 4, 12 * VIEWS * REAL, -1.0, 1.0)),
+        mat(
+            12,
+            VIEWS * REAL,
+            uniform(SEED + 4, 12 * VIEWS * REAL, -1.0, 1.0),
+        ),
         mat(1, VIEWS * REAL, tiled),
     ]
 }
@@ -412,7 +457,9 @@ fn multiview_2012_averages_the_views_in_the_logreg_layer() {
     let data = mv_data();
     let (mb, k) = (4, 5);
     let mut net = build(&cfg, mb);
-    let (cost, probs) = net.multiview_test_2012(&data, VIEWS, Some("logprob")).unwrap();
+    let (cost, probs) = net
+        .multiview_test_2012(&data, VIEWS, Some("logprob"))
+        .unwrap();
     let probs = probs.expect("the averaged probabilities");
 
     // Reference: each view's softmax output from a plain test pass (the multiview
@@ -428,7 +475,12 @@ fn multiview_2012_averages_the_views_in_the_logreg_layer() {
             }
         }
     }
-    close("averaged probs", &logical("probs", &probs, REAL, k), &avg, 1e-6);
+    close(
+        "averaged probs",
+        &logical("probs", &probs, REAL, k),
+        &avg,
+        1e-6,
+    );
     let lab = data[1].data();
     let (mut nll, mut top1, mut top2) = (0.0, 0.0, 0.0);
     for c in 0..REAL {
@@ -580,7 +632,10 @@ fn rscale_draws_a_scale_and_a_crop_in_training_only() {
             })
             .expect("the probabilities sum to 1");
         let size = tgt + s;
-        let (end, start) = (img as f64 / size as f64, (img as f64 / (size + 1) as f64).max(1.0));
+        let (end, start) = (
+            img as f64 / size as f64,
+            (img as f64 / (size + 1) as f64).max(1.0),
+        );
         let scale = start + randf(&mut libc) as f64 * (end - start);
         let span = (1 + size - tgt) as u32;
         let y0 = (libc.random() % span) as usize;
@@ -590,10 +645,18 @@ fn rscale_draws_a_scale_and_a_crop_in_training_only() {
         } else {
             crop(&resize(&x, 3, img, size, scale), 3, size, tgt, y0, x0)
         };
-        close("rscale crop", &acts(&net, "rs", 3 * tgt * tgt, N), &want, 1e-5);
+        close(
+            "rscale crop",
+            &acts(&net, "rs", 3 * tgt * tgt, N),
+            &want,
+            1e-5,
+        );
         sizes.push(size);
     }
-    assert!(sizes.contains(&6) && sizes.iter().any(|&s| s < 6), "{sizes:?}");
+    assert!(
+        sizes.contains(&6) && sizes.iter().any(|&s| s < 6),
+        "{sizes:?}"
+    );
     // The gradient check and feature passes leave the crop as it was; a test pass
     // copies the whole image (the bit-test BUG), which the fc layer cannot take.
     let last = acts(&net, "rs", 3 * tgt * tgt, N);
@@ -604,5 +667,409 @@ fn rscale_draws_a_scale_and_a_crop_in_training_only() {
     for pass in [Pass::Test, Pass::MultiviewTestStart] {
         assert!(net.fprop(&data, pass).is_err());
         assert_eq!(net.acts("rs").unwrap().len(), 3 * img * img * N);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// treefc
+// ---------------------------------------------------------------------------------
+
+/// Leaves 0..3; node 4 over 0, 1; node 5 over 2, 3; the root 6 over 4, 5.
+const TREE: [&[i64]; 7] = [&[], &[], &[], &[], &[0, 1], &[2, 3], &[4, 5]];
+const PARENT: [Option<usize>; 7] = [Some(4), Some(4), Some(5), Some(5), Some(6), Some(6), None];
+const LEAVES_UNDER: [f64; 7] = [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 4.0];
+
+fn layer_mut<'a>(cfg: &'a mut config::Net, name: &str) -> &'a mut config::value::Dict {
+    cfg.layers
+        .iter_mut()
+        .find(|d| d.get("name").and_then(Value::as_str) == Some(name))
+        .unwrap_or_else(|| panic!("no layer {name}"))
+}
+
+/// tree.cfg with fcT made a treefc layer: the tree, its root, one output (and bias)
+/// per leaf; the weights keep a column per node.
+fn tree_cfg() -> config::Net {
+    let mut cfg = parse("tree", &model(&[12, 1], 7));
+    let d = layer_mut(&mut cfg, "fcT");
+    d.insert("type".into(), Value::Str("treefc".into()));
+    let tree = TREE
+        .iter()
+        .map(|kids| Value::List(kids.iter().map(|&k| Value::Int(k)).collect()))
+        .collect();
+    d.insert("tree".into(), Value::List(tree));
+    d.insert("rootLabel".into(), Value::Int(6));
+    d.insert("outputs".into(), Value::Int(4));
+    for key in ["biases", "biasesInc"] {
+        let b = Array::filled(1, 4, true, 0.1);
+        d.insert(key.into(), Value::Array(b));
+    }
+    cfg
+}
+
+/// A `(rows, cols)` weight matrix as f64 rows.
+fn weights_f64(m: &NvMatrix) -> Vec<Vec<f64>> {
+    (0..m.rows())
+        .map(|i| (0..m.cols()).map(|j| m.get(i, j) as f64).collect())
+        .collect()
+}
+
+/// The leaves' effective weights: each the sum of the raw weights on its root path.
+fn effective(w: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    w.iter()
+        .map(|row| {
+            (0..4)
+                .map(|leaf| {
+                    let (mut s, mut n) = (0.0, Some(leaf));
+                    while let Some(k) = n {
+                        s += row[k];
+                        n = PARENT[k];
+                    }
+                    s
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// `x · W + b` for `x` (6, N) row-major, `W` (6, 4), `b` the biases: (4, N).
+fn fc_f64(x: &[f64], w: &[Vec<f64>], b: &NvMatrix) -> Vec<f64> {
+    let mut out = vec![0.0; 4 * N];
+    for k in 0..4 {
+        for j in 0..N {
+            out[k * N + j] =
+                b.get(0, k) as f64 + (0..6).map(|i| x[i * N + j] * w[i][k]).sum::<f64>();
+        }
+    }
+    out
+}
+
+#[test]
+fn treefc_uses_path_sums_and_updates_every_node() {
+    let cfg = tree_cfg();
+    let data = [
+        cost_data().swap_remove(0),
+        mat(1, N, labels(SEED + 8, N, 4)),
+    ];
+    let mut net = build(&cfg, N);
+    net.fprop(&data, Pass::Train).unwrap();
+    let x = acts(&net, "fc0_neuron", 6, N);
+    let (w0, b0) = {
+        let v = net.weights("fcT", 0).unwrap();
+        (weights_f64(v.w), net.biases("fcT").unwrap().w.clone())
+    };
+    assert_eq!((w0.len(), w0[0].len()), (6, 7), "a column per node");
+    let out = fc_f64(&x, &effective(&w0), &b0);
+    close("treefc acts", &acts(&net, "fcT", 4, N), &out, 1e-5);
+
+    // One update: the leaves' gradients (1/N Σ x v) go up the tree (a node's is the sum
+    // of its children's), then inc = mom*inc + eps/n (grad - wc/n w) with n the leaves
+    // under the node, w += inc.
+    net.bprop(Pass::Train).unwrap();
+    let (g, inc0) = {
+        let v = net.weights("fcT", 0).unwrap();
+        (weights_f64(v.grad), weights_f64(v.inc))
+    };
+    net.update_weights(0.0).unwrap();
+    let (mom, eps, wc) = (0.9, 0.01f32 as f64, 0.0005f32 as f64);
+    let mut g = g;
+    for row in &mut g {
+        row[4] = row[0] + row[1];
+        row[5] = row[2] + row[3];
+        row[6] = row[4] + row[5];
+    }
+    let (mut inc1, mut w1) = (w0.clone(), w0.clone());
+    for i in 0..6 {
+        for k in 0..7 {
+            let n = LEAVES_UNDER[k];
+            inc1[i][k] = mom * inc0[i][k] + eps / n * (g[i][k] - wc / n * w0[i][k]);
+            w1[i][k] = w0[i][k] + inc1[i][k];
+        }
+    }
+    let v = net.weights("fcT", 0).unwrap();
+    let flat = |m: &[Vec<f64>]| m.concat();
+    close(
+        "tree increments",
+        &flat(&weights_f64(v.inc)),
+        &flat(&inc1),
+        1e-5,
+    );
+    close("tree weights", &flat(&weights_f64(v.w)), &flat(&w1), 1e-6);
+    // The effective weights are rebuilt after the update.
+    let b1 = net.biases("fcT").unwrap().w.clone();
+    net.fprop(&data, Pass::Test).unwrap();
+    let x = acts(&net, "fc0_neuron", 6, N);
+    let out = fc_f64(&x, &effective(&w1), &b1);
+    close(
+        "treefc acts after the update",
+        &acts(&net, "fcT", 4, N),
+        &out,
+        1e-5,
+    );
+
+    // The check perturbs every node (the effective weights are rebuilt in each
+    // gradient-check fprop, the gradients distributed in its bprop).
+    let report = gradients_pass(&mut build(&cfg, N), &data);
+    assert!(
+        report.contains("(PASS) fcT weights GRADIENT CHECK"),
+        "{report}"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// constrainWeights, superEps
+// ---------------------------------------------------------------------------------
+
+/// The midpoint between the `k`-th and `k+1`-th smallest of `v`.
+fn between(v: &[f64], k: usize) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    (s[k] + s[k + 1]) / 2.0
+}
+
+/// Column `j` of `w`.
+fn column(w: &[Vec<f64>], j: usize) -> Vec<f64> {
+    w.iter().map(|r| r[j]).collect()
+}
+
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// `sqrt(Σ (w - mean)²) / n` of a filter: the conv constraint's "spread".
+fn spread(v: &[f64]) -> f64 {
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    norm(&v.iter().map(|x| x - mean).collect::<Vec<_>>()) / v.len() as f64
+}
+
+/// Scales `v` to length `r` if it is longer; returns whether it did.
+fn into_ball(v: &mut [f64], r: f64) -> bool {
+    let n = norm(v);
+    if n > r {
+        v.iter_mut().for_each(|x| *x *= r / n);
+    }
+    n > r
+}
+
+/// The conv rule: the spread into `[min, max]`, then the ball; per filter (column).
+/// Returns the columns and how many filters each rule scaled.
+fn conv_rule(w: &[Vec<f64>], min: f64, max: f64, r: f64) -> (Vec<Vec<f64>>, [usize; 3]) {
+    let mut count = [0; 3];
+    let cols = (0..w[0].len())
+        .map(|j| {
+            let mut c = column(w, j);
+            let a = spread(&c);
+            let f = if a < min {
+                count[0] += 1;
+                min / a
+            } else if a > max {
+                count[1] += 1;
+                max / a
+            } else {
+                1.0
+            };
+            c.iter_mut().for_each(|x| *x *= f);
+            count[2] += into_ball(&mut c, r) as usize;
+            c
+        })
+        .collect();
+    (cols, count)
+}
+
+fn set_floats(cfg: &mut config::Net, layer: &str, key: &str, v: f64) {
+    layer_mut(cfg, layer).insert(key.into(), Value::List(vec![Value::Float(v)]));
+}
+
+fn weights_of(cfg: &config::Net, layer: &str) -> Vec<Vec<f64>> {
+    let d = cfg
+        .layers
+        .iter()
+        .find(|d| d.get("name").and_then(Value::as_str) == Some(layer))
+        .unwrap();
+    let Some(Value::List(l)) = d.get("weights") else {
+        panic!("{layer} has no weights")
+    };
+    let Value::Array(a) = &l[0] else { panic!() };
+    let at = |i: usize, j: usize| {
+        if a.fortran {
+            a.data[j * a.rows + i]
+        } else {
+            a.data[i * a.cols + j]
+        }
+    };
+    (0..a.rows)
+        .map(|i| (0..a.cols).map(|j| at(i, j) as f64).collect())
+        .collect()
+}
+
+/// Per module of `per` rows, per filter: the weight vectors of a local layer.
+fn local_filters(w: &[Vec<f64>], per: usize) -> Vec<Vec<f64>> {
+    (0..w.len() / per)
+        .flat_map(|m| (0..w[0].len()).map(move |f| (m, f)))
+        .map(|(m, f)| (0..per).map(|p| w[m * per + p][f]).collect())
+        .collect()
+}
+
+/// constrain.cfg with bounds and radii between the initial weights' values.
+fn constrain_cfg() -> config::Net {
+    let mut cfg = parse("constrain", &model(&[48, 1], 4));
+    let w = weights_of(&cfg, "conv1");
+    let spreads: Vec<f64> = (0..16).map(|j| spread(&column(&w, j))).collect();
+    let (min, max) = (between(&spreads, 3), between(&spreads, 11));
+    let (scaled, _) = conv_rule(&w, min, max, f64::INFINITY);
+    let norms: Vec<f64> = scaled.iter().map(|c| norm(c)).collect();
+    set_floats(&mut cfg, "conv1", "wcNormMin", min);
+    set_floats(&mut cfg, "conv1", "wcNormMax", max);
+    set_floats(&mut cfg, "conv1", "wballNormed", between(&norms, 7));
+    let w = weights_of(&cfg, "local2");
+    let norms: Vec<f64> = local_filters(&w, 144).iter().map(|f| norm(f)).collect();
+    set_floats(&mut cfg, "local2", "wballNormed", between(&norms, 127));
+    let w = weights_of(&cfg, "fc3");
+    let norms: Vec<f64> = (0..4).map(|j| norm(&column(&w, j))).collect();
+    set_floats(&mut cfg, "fc3", "wballNormed", between(&norms, 1));
+    cfg
+}
+
+fn radius(cfg: &config::Net, layer: &str, key: &str) -> f64 {
+    let d = cfg
+        .layers
+        .iter()
+        .find(|d| d.get("name").and_then(Value::as_str) == Some(layer))
+        .unwrap();
+    d[key].as_list().unwrap()[0].as_f64().unwrap() as f32 as f64
+}
+
+/// `W + inc` as the net adds them (one f32 addition), as f64.
+fn stepped(w: &[Vec<f64>], inc: &NvMatrix) -> Vec<Vec<f64>> {
+    let inc = weights_f64(inc);
+    w.iter()
+        .zip(&inc)
+        .map(|(a, b)| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (*x as f32 + *y as f32) as f64)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn weights_are_constrained_after_each_update() {
+    let cfg = constrain_cfg();
+    let data = [
+        mat(48, N, uniform(SEED + 9, 48 * N, -1.0, 1.0)),
+        mat(1, N, labels(SEED + 10, N, 4)),
+    ];
+    let mut net = build(&cfg, N);
+    let w0: Vec<Vec<Vec<f64>>> = ["conv1", "local2", "fc3"]
+        .iter()
+        .map(|l| weights_f64(net.weights(l, 0).unwrap().w))
+        .collect();
+    net.fprop(&data, Pass::Train).unwrap();
+    net.bprop(Pass::Train).unwrap();
+    net.update_weights(0.0).unwrap();
+    let pre: Vec<Vec<Vec<f64>>> = ["conv1", "local2", "fc3"]
+        .iter()
+        .zip(&w0)
+        .map(|(l, w)| stepped(w, net.weights(l, 0).unwrap().inc))
+        .collect();
+    let tol = 1e-5;
+    let flat = |m: &[Vec<f64>]| m.concat();
+
+    // conv1: spread into [wcNormMin, wcNormMax], then the ball.
+    let (min, max) = (
+        radius(&cfg, "conv1", "wcNormMin"),
+        radius(&cfg, "conv1", "wcNormMax"),
+    );
+    let (cols, count) = conv_rule(&pre[0], min, max, radius(&cfg, "conv1", "wballNormed"));
+    assert!(count.iter().all(|&c| c > 0 && c < 16), "{count:?}");
+    let want: Vec<Vec<f64>> = (0..pre[0].len())
+        .map(|i| cols.iter().map(|c| c[i]).collect())
+        .collect();
+    let got = weights_f64(net.weights("conv1", 0).unwrap().w);
+    close("conv1 constrained", &flat(&got), &flat(&want), tol);
+
+    // local2: each module's filter into the ball.
+    let r = radius(&cfg, "local2", "wballNormed");
+    let mut filters = local_filters(&pre[1], 144);
+    let scaled = filters
+        .iter_mut()
+        .map(|f| into_ball(f, r))
+        .filter(|&s| s)
+        .count();
+    assert!(scaled > 0 && scaled < filters.len());
+    let got = local_filters(&weights_f64(net.weights("local2", 0).unwrap().w), 144);
+    close("local2 constrained", &got.concat(), &filters.concat(), tol);
+
+    // fc3: each output's weights into the ball.
+    let r = radius(&cfg, "fc3", "wballNormed");
+    let mut cols: Vec<Vec<f64>> = (0..4).map(|j| column(&pre[2], j)).collect();
+    let scaled = cols
+        .iter_mut()
+        .map(|c| into_ball(c, r))
+        .filter(|&s| s)
+        .count();
+    assert!(scaled > 0 && scaled < 4);
+    let got: Vec<Vec<f64>> = {
+        let w = weights_f64(net.weights("fc3", 0).unwrap().w);
+        (0..4).map(|j| column(&w, j)).collect()
+    };
+    close("fc3 constrained", &got.concat(), &cols.concat(), tol);
+}
+
+#[test]
+fn super_eps_updates_with_running_gradient_averages() {
+    let cfg = constrain_cfg();
+    let mut net = build(&cfg, N);
+    let (mom, super_eps, wc) = (0.9, 0.5, 0.0005f32 as f64);
+    // Running averages of the gradient and its square, from zero.
+    let (mut gw, mut g2w, mut gb, mut g2b) =
+        (vec![0.0; 1024], vec![0.0; 1024], vec![0.0; 4], vec![0.0; 4]);
+    for step in 0..2 {
+        let data = [
+            mat(48, N, uniform(SEED + 11 + step, 48 * N, -1.0, 1.0)),
+            mat(1, N, labels(SEED + 13 + step, N, 4)),
+        ];
+        net.fprop(&data, Pass::Train).unwrap();
+        net.bprop(Pass::Train).unwrap();
+        let snap = |v: convnet::net::WeightsView| {
+            (
+                weights_f64(v.w).concat(),
+                weights_f64(v.inc).concat(),
+                weights_f64(v.grad).concat(),
+            )
+        };
+        let (w0, inc0, g) = snap(net.weights("fc3", 0).unwrap());
+        let (_, binc0, bg) = snap(net.biases("fc3").unwrap());
+        net.update_weights(0.0).unwrap();
+        // With superEps fc3 keeps a gradient: (1/N) Σ, not the rate-scaled increment.
+        // G = mom G + (1-mom) g, G2 = mom G2 + (1-mom) g², then
+        // inc = 0.9 inc + rate * g / sqrt(G2 - G + superEps) (G where G² was meant),
+        // then the weight decay, -wc * rate * w (weights only).
+        let rule = |inc0: &[f64],
+                    g: &[f64],
+                    ga: &mut [f64],
+                    g2a: &mut [f64],
+                    rate: f64,
+                    w: Option<&[f64]>| {
+            (0..g.len())
+                .map(|k| {
+                    ga[k] = mom * ga[k] + (1.0 - mom) * g[k];
+                    g2a[k] = mom * g2a[k] + (1.0 - mom) * g[k] * g[k];
+                    let v = 0.9 * inc0[k] + rate * g[k] / (g2a[k] - ga[k] + super_eps).sqrt();
+                    v - w.map_or(0.0, |w| wc * rate * w[k])
+                })
+                .collect::<Vec<f64>>()
+        };
+        let want = rule(&inc0, &g, &mut gw, &mut g2w, 0.01f32 as f64, Some(&w0));
+        let got = weights_f64(net.weights("fc3", 0).unwrap().inc).concat();
+        close(&format!("fc3 increments, step {step}"), &got, &want, 1e-5);
+        let want = rule(&binc0, &bg, &mut gb, &mut g2b, 0.02f32 as f64, None);
+        let got = weights_f64(net.biases("fc3").unwrap().inc).concat();
+        close(
+            &format!("fc3 bias increments, step {step}"),
+            &got,
+            &want,
+            1e-5,
+        );
     }
 }
