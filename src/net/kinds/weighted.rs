@@ -252,7 +252,10 @@ impl WeightLayer {
             ("fc", Generation::A12) => (0.01, 0.01, Shape::Fc),
             ("treefc", _) => {
                 let tree = tree_from_dict(d)?;
-                let w = &b.weights.mats(weights[0]).w;
+                let &id = weights
+                    .first()
+                    .ok_or_else(|| d.err("a tree-fc layer has one input"))?;
+                let w = &b.weights.mats(id).w;
                 if !w.is_trans() {
                     return Err(d.err("the tree weights must be column-major (hWeights.isTrans())"));
                 }
