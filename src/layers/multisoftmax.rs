@@ -5,9 +5,9 @@
 //! For each case (a row of `elts`, `numOut = N` energies `e_i`) the subsets `S` of
 //! exactly `size` classes are weighted by `exp(Σ_{i∈S} e_i)`; the lattice gives each
 //! class's marginal probability of membership `P(i ∈ S)`. With a `fixed` class `f`
-//! (the label) only subsets containing `f` count, and the output is `P(i ∈ S | f ∈ S)
-//! - probs_in[i]`: run after the free forward pass on the same `probs`, that is the
-//! gradient of `log P(f ∈ S)` with respect to the energies.
+//! (the label) only subsets containing `f` count, and the output is `P(i ∈ S | f ∈ S)`
+//! minus the value `probs` held: run after the free forward pass on the same `probs`,
+//! that is the gradient of `log P(f ∈ S)` with respect to the energies.
 //!
 //! Precision, as the original: the tables (`logB`, `(N+1) × (size+1)`, and the forward
 //! column `logF`) are host `Matrix`es of `float` (`MTYPE`), so every table entry is

@@ -472,7 +472,7 @@ impl WeightLayer {
     }
 
     /// The gradient check's name for weight matrix `i` (`treefc` checks its
-    /// `DummyWeights` over every node as "<name> weights").
+    /// `DummyWeights` over every node as "`name` weights").
     pub fn gc_label(&self, name: &str, i: usize) -> String {
         match self.shape {
             Shape::Tree(_) => format!("{name} weights"),
