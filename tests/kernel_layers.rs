@@ -1004,8 +1004,8 @@ fn fma_sites() {
     k::softmax_grad(&p, &d, 2, 1, &mut out, false).unwrap();
     let v = d[1].mul_add(0.0 - p[1], d[0].mul_add(1.0 - p[0], 0.0));
     assert_eq!(out[0], v * p[0]);
-    // The fused logistic + crossent2 gradient: the second product fused.
+    // The fused logistic + crossent2 gradient (`WeightedAdd`): the first product fused.
     let mut out = [0.0f32];
     k::logistic_cross_ent2_grad(&[0.9], &[0.3], &mut out, false, 0.7).unwrap();
-    assert_eq!(out[0], 0.9f32.mul_add(0.7, 0.3 * -0.7));
+    assert_eq!(out[0], 0.3f32.mul_add(-0.7, 0.9 * 0.7));
 }

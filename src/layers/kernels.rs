@@ -19,8 +19,8 @@
 //! unfinished GPU lattice of `cost.msm`: debug prints, returns early outside block 0,
 //! only called by test.cu) and the declarations `MultiSoftmaxCPU`,
 //! `MultiSoftmaxCPU_T` (never defined). `cost.msm`'s real forward/backward,
-//! `MultiSoftmaxCPU_T_parallel`, is double-precision host code in multisoftmax.cpp and
-//! belongs with that cost layer.
+//! `MultiSoftmaxCPU_T_parallel`, is double-precision host code in multisoftmax.cpp:
+//! [`super::multisoftmax`].
 //!
 //! The softmax layer's forward pass is NVMatrix operations, not a kernel of these
 //! files; per case, over the classes `k = 0, 1, ...` (the trans view), the original
@@ -787,8 +787,9 @@ pub fn cross_ent2_grad(
 /// The fused logistic + `cost.crossent2` input gradient of the 2012
 /// `NeuronLayer::bpropActs` (a `logistic` neuron layer whose only consumer is a
 /// `cost.crossent2` on the same GPU): `acts.add(labels, -coeff, coeff, target)`, i.e.
-/// `WeightedAdd`: `y*(-coeff) + t*coeff` (the second product fused), or with `add`
-/// that value `+ target` (not fused). Exact.
+/// `WeightedAdd`: `y*(-coeff) + t*coeff`, or with `add` (`AddGradientBinaryOperator`)
+/// that value `+ target` (not fused). The first product is the fused one, as in every
+/// `WeightedAdd` (sm_75 SASS: `FMUL t, coeff` then `FFMA y, -coeff`). Exact.
 pub fn logistic_cross_ent2_grad(
     labels: &[f32],
     acts: &[f32],
@@ -802,7 +803,7 @@ pub fn logistic_cross_ent2_grad(
         "labels, acts and target of the same dims",
     )?;
     update3_add(add, Some(acts), labels, target, |y, t, old, add| {
-        let w = t.mul_add(coeff, y * -coeff);
+        let w = y.mul_add(-coeff, t * coeff);
         if add {
             w + old
         } else {

@@ -1,5 +1,6 @@
 //! Port of layer.cu, layer_kernels.cu, neuron.cuh, cost.cu, weights.cu and lr.cu (so
-//! far: neurons, layer kernels and the 2012 learning-rate schedules).
+//! far: neurons, layer kernels and the 2012 learning-rate schedules), and of the 2012
+//! host lattice multisoftmax.cpp and label tree softmaxtree.cu.
 //!
 //! - [`neuron`]: neuron.cuh of both generations (and the 2012 neuron.cu factory): every
 //!   neuron's activation and input gradient, as pure kernels over slices.
@@ -10,6 +11,8 @@
 //!   `cost.crossent2` gradient of the 2012 `NeuronLayer`.
 //! - [`lr`]: lr.cu of the 2012 code, the learning-rate schedules.
 //! - [`weights`]: the update rule of `Weights::update` (weights.cuh / weights.cu).
+//! - [`multisoftmax`]: multisoftmax.cpp, the `cost.msm` lattice (double precision, host).
+//! - [`softmaxtree`]: softmaxtree.cu, the label tree of the `treefc` layer.
 //!
 //! Every output element goes through the same single-precision operations as the
 //! original's CUDA code for it. Where the fast intrinsics appear we call
@@ -25,7 +28,9 @@
 
 pub mod kernels;
 pub mod lr;
+pub mod multisoftmax;
 pub mod neuron;
+pub mod softmaxtree;
 pub mod weights;
 
 use crate::parallel::{for_each_task, SharedOut};

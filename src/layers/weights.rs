@@ -10,11 +10,18 @@
 //! schedule's base rate is positive. `rate` is `getRate(progress)`, called at each use
 //! as the original does, so a noisy schedule draws twice per update.
 //!
+//! 2012 with `superEps > 0` (the half-finished "super momentum" path) replaces the
+//! first step: running averages `G = mom*G + (1-mom)*grad` and `G2 = mom*G2 +
+//! (1-mom)*grad²`, then `inc = 0.9*inc + rate*grad/sqrt(G2 - G + superEps)` (kernel
+//! `superMomUpdate`: the momentum is the literal 0.9, in double; `G` stands where `G²`
+//! was meant; the layer's `superMom` is never read), then decay and step as above.
+//!
 //! Each `add` is NVMatrix's: `add(b, mom, s)` is `fma(mom, inc, s*b)`, `add(b, s)` is
 //! `add(b, 1, s)`, and `add(b)` a plain sum. Tier: exact.
 
 use super::lr::{GlibcRandom, Schedule};
 use crate::cudaconv2::{require, ShapeError};
+use crate::nvmatrix::intrinsics::fdividef;
 use crate::nvmatrix::NvMatrix;
 
 fn check(
@@ -59,14 +66,63 @@ pub fn update_2011(
     w.add(inc, 1.0, 1.0)
 }
 
-/// 2012 `Weights::update(progress)` of an owner without `superEps` (the "super
-/// momentum" path is not ported yet); `grad` as for [`update_2011`]. `rng` is the
-/// process's libc `random()` state the schedule's noise draws from.
+/// The state of the 2012 "super momentum" update (`superEps > 0`): `superEps` and the
+/// running averages `_weightsGradAvg` (`G`) and `_weightsGrad2Avg` (`G2`), created
+/// empty and zeroed at their first use.
+#[derive(Clone, Debug, Default)]
+pub struct SuperMomentum {
+    pub super_eps: f32,
+    pub g: NvMatrix,
+    pub g2: NvMatrix,
+}
+
+impl SuperMomentum {
+    /// The averages' update and `superMomUpdate` into `inc` (see the module doc).
+    /// Bounded (`__fdividef`; the square root is IEEE).
+    fn step(
+        &mut self,
+        inc: &mut NvMatrix,
+        grad: &NvMatrix,
+        mom: f32,
+        rate: f32,
+    ) -> Result<(), ShapeError> {
+        if !self.g.same_dims(grad) {
+            self.g = NvMatrix::like(grad);
+            self.g2 = NvMatrix::like(grad);
+        }
+        self.g.add(grad, mom, 1.0 - mom)?;
+        // Grad2AvgOperator: `mom*G2 + (1-mom)*g*g`, the first product fused.
+        self.g2
+            .apply_binary(|g2: f32, g: f32| g2.mul_add(mom, (1.0 - mom) * g * g), grad)?;
+        require(
+            [&self.g, &self.g2]
+                .iter()
+                .all(|m| m.same_dims(inc) && m.is_trans() == inc.is_trans())
+                && grad.is_trans() == inc.is_trans(),
+            "Weights::update",
+            "gradient, averages and increments of the same shape and orientation",
+        )?;
+        let eps = self.super_eps;
+        let (g, ga, g2) = (grad.data(), self.g.data(), self.g2.data());
+        for (k, v) in inc.data_mut().iter_mut().enumerate() {
+            let q = fdividef(g[k], ((g2[k] - ga[k]) + eps).sqrt());
+            // `0.9 * V + eps * q`: a double FMA, rounded to float once.
+            *v = (*v as f64).mul_add(0.9, (q * rate) as f64) as f32;
+        }
+        Ok(())
+    }
+}
+
+/// 2012 `Weights::update(progress)` of an owner; `grad` as for [`update_2011`],
+/// `super_mom` the state of the `superEps > 0` path (then `grad` must be given: the
+/// original asserts `superEps > 0 => useGrad`). `rng` is the process's libc
+/// `random()` state the schedule's noise draws from.
 #[allow(clippy::too_many_arguments)]
 pub fn update_2012(
     w: &mut NvMatrix,
     inc: &mut NvMatrix,
     grad: Option<&NvMatrix>,
+    super_mom: Option<&mut SuperMomentum>,
     mom: f32,
     wc: f32,
     schedule: &mut Schedule,
@@ -77,9 +133,22 @@ pub fn update_2012(
     if schedule.base_rate() <= 0.0 {
         return Ok(());
     }
-    if let Some(g) = grad {
-        let rate = schedule.rate(progress as f64, rng) as f32;
-        inc.add(g, mom, rate)?;
+    match (grad, super_mom) {
+        (Some(g), Some(sm)) => {
+            let rate = schedule.rate(progress as f64, rng) as f32;
+            sm.step(inc, g, mom, rate)?;
+        }
+        (None, Some(_)) => {
+            return Err(ShapeError {
+                function: "Weights::update",
+                condition: "superEps <= 0 || useGrad".into(),
+            })
+        }
+        (Some(g), None) => {
+            let rate = schedule.rate(progress as f64, rng) as f32;
+            inc.add(g, mom, rate)?;
+        }
+        (None, None) => {}
     }
     if wc > 0.0 {
         let scale = (-(wc as f64) * schedule.rate(progress as f64, rng)) as f32;
@@ -130,6 +199,7 @@ mod tests {
             &mut w,
             &mut inc,
             Some(&g),
+            None,
             0.9,
             0.0005,
             &mut s,

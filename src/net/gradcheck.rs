@@ -64,7 +64,7 @@ impl ConvNet {
                 .weights
                 .iter()
                 .enumerate()
-                .map(|(i, &id)| (format!("{name} weights[{i}]"), w.w_step, id))
+                .map(|(i, &id)| (w.gc_label(&name, i), w.w_step, id))
                 .collect();
             checks.push((format!("{name} biases"), w.b_step, w.biases));
             for (label, eps, id) in checks {

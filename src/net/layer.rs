@@ -128,3 +128,38 @@ pub fn shape_err(layer: &str) -> impl Fn(crate::cudaconv2::ShapeError) -> NetErr
         message: e.to_string(),
     }
 }
+
+/// The 2012 `PASS_TYPE` bit flags (util.cuh): `PASS_TRAIN`, `PASS_TEST`, `PASS_GC`,
+/// `PASS_MULTIVIEW_TEST` (= `PASS_TEST | 0x8`) and its `_START` (`| 0x10`) and `_END`
+/// (`| 0x20`), `PASS_FEATURE_GEN`.
+pub mod pass_flags {
+    pub const TRAIN: u32 = 0x1;
+    pub const TEST: u32 = 0x2;
+    pub const GC: u32 = 0x4;
+    pub const MULTIVIEW_TEST: u32 = TEST | 0x8;
+    pub const MULTIVIEW_TEST_START: u32 = MULTIVIEW_TEST | 0x10;
+    pub const MULTIVIEW_TEST_END: u32 = MULTIVIEW_TEST | 0x20;
+    pub const FEATURE_GEN: u32 = 0x40;
+}
+
+impl Pass {
+    /// The pass as the 2012 code's bit flags.
+    pub fn flags(self) -> u32 {
+        use pass_flags::*;
+        match self {
+            Pass::Train => TRAIN,
+            Pass::Test => TEST,
+            Pass::Gc => GC,
+            Pass::MultiviewTestStart => MULTIVIEW_TEST_START,
+            Pass::MultiviewTest => MULTIVIEW_TEST,
+            Pass::MultiviewTestEnd => MULTIVIEW_TEST_END,
+            Pass::FeatureGen => FEATURE_GEN,
+        }
+    }
+
+    /// `HAS_FLAG(f, pass)`: every bit of `f` is set (`IS_MULTIVIEW_TEST(x)` is
+    /// `has_flag(MULTIVIEW_TEST)`, so plain `TEST` is not a multiview pass).
+    pub fn has_flag(self, f: u32) -> bool {
+        self.flags() & f == f
+    }
+}

@@ -13,6 +13,7 @@ mod gradcheck;
 pub mod kinds;
 pub mod layer;
 pub mod weights;
+mod workers;
 
 pub use cost::Cost;
 
@@ -348,6 +349,9 @@ fn resolve_fusions(gen: Generation, layers: &mut [Layer]) {
             }
         }
     }
+    if gen == Generation::A12 {
+        kinds::resolve_2012_fusions(layers);
+    }
 }
 
 impl ConvNet {
@@ -680,13 +684,17 @@ impl ConvNet {
     /// `MultiviewTestWorker` (2011 protocol): `data` holds `num_views` view-major
     /// blocks of cases; for each minibatch of real cases, fprop each view, average the
     /// softmax input of the `logreg` cost layer over the views, then fprop that layer
-    /// alone on the average.
+    /// alone on the average. 2012 nets run the 2012 protocol
+    /// ([`ConvNet::multiview_test_2012`]).
     pub fn multiview_test(
         &mut self,
         data: &[NvMatrix],
         num_views: usize,
         logreg: &str,
     ) -> Result<Cost, NetError> {
+        if self.gen == Generation::A12 {
+            return Ok(self.multiview_test_2012(data, num_views, Some(logreg))?.0);
+        }
         let err = |m: String| NetError {
             layer: Some(logreg.to_string()),
             message: m,
@@ -731,35 +739,14 @@ impl ConvNet {
         Ok(cost)
     }
 
-    /// `FeatureWorker`: fprop with `PASS_TEST` and collect `layer`'s activations as a
-    /// `(cases, outputs)` row-major matrix.
+    /// `FeatureWorker` for one layer: see [`ConvNet::features_of`].
     pub fn features(
         &mut self,
         data: &[NvMatrix],
         layer: &str,
     ) -> Result<(Cost, NvMatrix), NetError> {
-        let l = self.find(layer).ok_or_else(|| NetError {
-            layer: Some(layer.to_string()),
-            message: "no such layer".into(),
-        })?;
-        let cases = data.first().map_or(0, NvMatrix::cols);
-        let mut cost = Cost::default();
-        let mut out: Option<NvMatrix> = None;
-        for (s, e) in self.minibatches(data) {
-            self.fprop(&Self::minibatch(data, s, e)?, Pass::Test)?;
-            cost.add(&self.cost());
-            let a = self.bufs.acts[self.layers[l].acts].borrow();
-            let outputs = a.len() / (e - s);
-            let o = out.get_or_insert_with(|| NvMatrix::new(cases, outputs, false));
-            // Activations are (outputs, cases) in memory whatever their view.
-            let n = e - s;
-            for c in 0..n {
-                for k in 0..outputs {
-                    o.set(s + c, k, a.data()[k * n + c]);
-                }
-            }
-        }
-        Ok((cost, out.unwrap_or_default()))
+        let (cost, mut f) = self.features_of(data, &[layer])?;
+        Ok((cost, f.pop().unwrap_or_default()))
     }
 
     /// `copyToCPU()` / `syncWithHost`: write every weight layer's weights and

@@ -7,7 +7,7 @@
 
 use crate::config::Generation;
 use crate::layers::lr::{GlibcRandom, Schedule};
-use crate::layers::weights::{update_2011, update_2012};
+use crate::layers::weights::{update_2011, update_2012, SuperMomentum};
 use crate::nvmatrix::NvMatrix;
 
 /// The learning rate: 2011 a constant `epsW`, 2012 a schedule over the progress.
@@ -38,6 +38,12 @@ pub struct Weights {
     pub mom: f32,
     pub wc: f32,
     pub rate: Rate,
+    /// 2012 `_wball` (the layer's `wballNormed`): the radius of the weight ball
+    /// `constrainWeights` keeps fc and conv filters (local: each module's) in; 0 for
+    /// none, and for biases and sharers.
+    pub wball: f32,
+    /// 2012 `superEps > 0`: the super-momentum state of an owner.
+    pub super_mom: Option<SuperMomentum>,
     num_updates: usize,
     /// `_srcWeights`: the arena index of the owner this entry shares.
     pub src: Option<usize>,
@@ -60,6 +66,8 @@ impl Weights {
             mom,
             wc,
             rate,
+            wball: 0.0,
+            super_mom: None,
             num_updates: 0,
             src: None,
         }
@@ -91,6 +99,8 @@ impl WeightArena {
             mom: s.mom,
             wc: 0.0,
             rate,
+            wball: 0.0,
+            super_mom: None,
             num_updates: 0,
             src: Some(owner),
         };
@@ -174,6 +184,7 @@ impl WeightArena {
                 &mut e.w,
                 &mut e.inc,
                 grad,
+                e.super_mom.as_mut(),
                 e.mom,
                 e.wc,
                 s,
@@ -183,6 +194,12 @@ impl WeightArena {
         }
         e.num_updates = 0;
         Ok(())
+    }
+
+    /// Marks the owner's gradient as consumed (`_numUpdates = 0`) after an update done
+    /// elsewhere (the tree weights of `treefc`).
+    pub fn clear_num_updates(&mut self, id: usize) {
+        self.mats_mut(id).num_updates = 0;
     }
 
     /// Overwrites the owner's weights (the gradient check's perturbation).

@@ -1,8 +1,9 @@
 //! Port of layer.cu's image layers (both generations): `AvgPoolLayer`,
 //! `MaxPoolLayer` (2012 also max-abs and random pooling), `ResponseNormLayer`,
 //! `CrossMapResponseNormLayer`, `ContrastNormLayer`, `NailbedLayer`,
-//! `GaussianBlurLayer`, `ResizeLayer`, `RGBToYUVLayer` and `RGBToLABLayer`, over the
-//! conv_util kernels.
+//! `GaussianBlurLayer`, `ResizeLayer`, `RGBToYUVLayer` and `RGBToLABLayer`, and the
+//! 2012 `HorizontalReflectionLayer` (`href`) and `RandomScaleLayer` (`rscale`), over
+//! the conv_util kernels.
 //!
 //! Blur and the colour conversions may compute in their input's matrix (`actsTarget`,
 //! `actsGradTarget`); where the original then runs a kernel with the same matrix as
@@ -10,8 +11,8 @@
 //! values either way; the blur kernel would race on the GPU).
 
 use super::super::dict::LayerDict;
-use super::super::layer::{Io, Rt};
-use super::super::NetError;
+use super::super::layer::{pass_flags, Io, Rt};
+use super::super::{NetError, Pass};
 use crate::config::Generation;
 use crate::cudaconv2::conv_util::pool::{AvgPooler, MaxAbsPooler, MaxPooler};
 use crate::cudaconv2::conv_util::{norm, pool, util};
@@ -78,6 +79,89 @@ pub enum ImageLayer {
     Lab {
         center: bool,
     },
+    /// 2012 `href`: each image mirrored left to right.
+    Href {
+        img_size: usize,
+    },
+    /// 2012 `rscale` (`RandomScaleLayer`): training crops a `tgtSize` square at a
+    /// random position of the image rescaled by a random factor.
+    RScale(Box<RScale>),
+}
+
+/// `RandomScaleLayer`'s parameters and its scale distribution.
+pub struct RScale {
+    max_scale: f32,
+    img_size: usize,
+    tgt_size: usize,
+    /// `_scaleProbs`: the cumulative probability of each extra size `s` (rescaled size
+    /// `tgtSize + s`), proportional to `(s+1)²`.
+    scale_probs: Vec<f64>,
+    /// `_rescaledActs`.
+    rescaled: NvMatrix,
+}
+
+impl RScale {
+    fn new(d: &LayerDict) -> Result<RScale, NetError> {
+        let (img_size, max_scale) = (d.usize("imgSize")?, d.float("maxScale")?);
+        // `int _minScaledSize = _imgSize / _maxScale` (float quotient, truncated).
+        let min_scaled = (img_size as f32 / max_scale) as i64;
+        let num_scales = img_size as i64 - min_scaled + 1;
+        // The integer count of crops, then as a double.
+        let num_crops = (num_scales * (num_scales + 1) * (2 * num_scales + 1) / 6) as f64;
+        let mut scale_probs = vec![1.0 / num_crops];
+        for s in 1..num_scales.max(1) {
+            let p = scale_probs[s as usize - 1] + ((s + 1) * (s + 1)) as f64 / num_crops;
+            scale_probs.push(p);
+        }
+        Ok(RScale {
+            max_scale,
+            img_size,
+            tgt_size: d.usize("tgtSize")?,
+            scale_probs,
+            rescaled: NvMatrix::default(),
+        })
+    }
+
+    /// `fpropActs`. Training: `r = randf`; the first size whose cumulative probability
+    /// reaches `r` sets the rescaled size and a scale factor drawn between
+    /// `max(1, imgSize/(size+1))` and `imgSize/size`; then `startY`, `startX` =
+    /// `rand() % (1 + size - tgtSize)`; the crop from the input (size `imgSize`) or
+    /// from its bilinear rescaling. Other passes test bits (BUG, reproduced):
+    /// `pass & PASS_MULTIVIEW_TEST` is true for `PASS_TEST` too, which copies the whole
+    /// input (the wrong size); the centre crop under `pass & PASS_TEST` is never
+    /// reached; the gradient check and feature passes leave the output as it was.
+    fn fprop(&mut self, x: &NvMatrix, acts: &mut NvMatrix, rt: &mut Rt) -> Result<(), NetError> {
+        let flags = rt.pass.flags();
+        let (img, tgt) = (self.img_size, self.tgt_size);
+        if rt.pass == Pass::Train {
+            // randf = (float)rand() / RAND_MAX; libc rand() is glibc random().
+            let mut randf = || rt.glibc.random() as f32 / 2_147_483_647f32;
+            let r = randf();
+            let (mut size, mut scale) = (tgt, self.max_scale);
+            if let Some(s) = self.scale_probs.iter().position(|&p| r as f64 <= p) {
+                size += s;
+                let end = img as f32 / size as f32;
+                let start = f64::max(1.0, img as f64 / (1.0 + size as f64)) as f32;
+                scale = start + randf() * (end - start);
+            }
+            let span = (1 + size - tgt) as u32;
+            let start_y = (rt.glibc.random() % span) as i32;
+            let start_x = (rt.glibc.random() % span) as i32;
+            if size == img {
+                util::conv_crop(x, acts, size, tgt, start_y, start_x)?;
+            } else {
+                util::conv_resize_bilinear(x, &mut self.rescaled, img, size, scale)?;
+                util::conv_crop(&self.rescaled, acts, size, tgt, start_y, start_x)?;
+            }
+            self.rescaled.truncate();
+        } else if flags & pass_flags::MULTIVIEW_TEST != 0 {
+            x.copy_to(acts);
+        } else if flags & pass_flags::TEST != 0 {
+            let c = ((img - tgt) / 2) as i32;
+            util::conv_crop(x, acts, img, tgt, c, c)?;
+        }
+        Ok(())
+    }
 }
 
 impl ImageLayer {
@@ -146,6 +230,10 @@ impl ImageLayer {
                 tgt_size: d.usize("tgtSize")?,
                 scale: d.float("scale")?,
             },
+            "href" if gen == Generation::A12 => ImageLayer::Href {
+                img_size: d.usize("imgSize")?,
+            },
+            "rscale" if gen == Generation::A12 => ImageLayer::RScale(Box::new(RScale::new(d)?)),
             "rgb2yuv" => ImageLayer::Yuv,
             "rgb2lab" => ImageLayer::Lab {
                 center: d.bool("center")?,
@@ -263,6 +351,10 @@ impl ImageLayer {
                 let x = Self::input(io);
                 util::conv_rgb_to_lab(&x, &mut io.acts_mut(), *center)?;
             }
+            ImageLayer::Href { img_size } => {
+                util::conv_reflect_horizontal(&io.input(0), &mut io.acts_mut(), *img_size)?;
+            }
+            ImageLayer::RScale(r) => r.fprop(&io.input(0), &mut io.acts_mut(), rt)?,
         }
         Ok(())
     }
@@ -423,7 +515,15 @@ impl ImageLayer {
                     )?;
                 }
             }
-            ImageLayer::Resize { .. } | ImageLayer::Yuv | ImageLayer::Lab { .. } => {
+            ImageLayer::Href { img_size } => {
+                // Overwrites the input's gradient whatever `scaleTargets` (BUG,
+                // reproduced: a second consumer's contribution is lost).
+                util::conv_reflect_horizontal(&io.v(), &mut io.prev_grad_mut(0), *img_size)?;
+            }
+            ImageLayer::Resize { .. }
+            | ImageLayer::Yuv
+            | ImageLayer::Lab { .. }
+            | ImageLayer::RScale(_) => {
                 return Err(NetError {
                     layer: None,
                     message: "this layer type has no gradient (the original asserts)".into(),

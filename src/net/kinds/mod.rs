@@ -2,10 +2,12 @@
 //! state and its `fpropActs`, `bpropActs` and (weight layers) `bpropCommon` and
 //! `updateWeights`, built from the type's dictionary as its C++ constructor reads it.
 //!
-//! - [`weighted`]: `WeightLayer`, `FCLayer`, `ConvLayer`, `LocalUnsharedLayer`.
+//! - [`weighted`]: `WeightLayer`, `FCLayer`, `ConvLayer`, `LocalUnsharedLayer`,
+//!   2012 `TreeFCLayer`.
 //! - [`image`]: pooling, the normalisations, bed of nails, blur, resize, colour
-//!   conversions.
-//! - [`simple`]: softmax, element-wise sum and max, neuron layers.
+//!   conversions, 2012 horizontal reflection and random scale.
+//! - [`simple`]: softmax, element-wise sum and max, neuron layers (2012: with the
+//!   fused logistic + `cost.crossent2` gradient), 2012 dropout (`hs`) and concat.
 //! - [`cost`]: the cost layers.
 
 pub mod cost;
@@ -14,7 +16,7 @@ pub mod simple;
 pub mod weighted;
 
 use super::dict::LayerDict;
-use super::layer::{Io, Rt};
+use super::layer::{Io, Layer, Rt};
 use super::weights::WeightArena;
 use super::NetError;
 use crate::config::Generation;
@@ -51,9 +53,9 @@ impl Kind {
                 },
                 false,
             ),
-            "fc" | "conv" | "local" => {
+            "fc" | "conv" | "local" | "treefc" if ty != "treefc" || b.gen == Generation::A12 => {
                 let l = weighted::WeightLayer::new(d, b)?;
-                let trans = ty == "fc";
+                let trans = ty == "fc" || ty == "treefc";
                 (Kind::Weighted(Box::new(l)), trans)
             }
             _ if ty.starts_with("cost.") => (Kind::Cost(cost::CostLayer::new(d, b.gen)?), false),
@@ -91,7 +93,7 @@ impl Kind {
             Kind::Weighted(l) => l.fprop_acts(io, i, scale, rt),
             Kind::Image(l) => l.fprop_acts(io, rt),
             Kind::Simple(l) => l.fprop_acts(io, i, scale, rt),
-            Kind::Cost(l) => l.fprop_acts(io, i, rt),
+            Kind::Cost(l) => l.fprop_acts(io, i, scale, rt),
         }
     }
 
@@ -108,7 +110,7 @@ impl Kind {
             Kind::Weighted(l) => l.bprop_acts(io, i, scale, rt),
             Kind::Image(l) => l.bprop_acts(io, scale),
             Kind::Simple(l) => l.bprop_acts(io, i, scale, rt),
-            Kind::Cost(l) => l.bprop_acts(io, i, scale),
+            Kind::Cost(l) => l.bprop_acts(io, i, scale, rt),
         }
     }
 
@@ -126,6 +128,56 @@ impl From<crate::cudaconv2::ShapeError> for NetError {
         NetError {
             layer: None,
             message: e.to_string(),
+        }
+    }
+}
+
+/// 2012: who computes the gradients of the cost layers whose input may do it in one
+/// go, decided from the layer graph as the original decides at each backward pass:
+/// - `cost.crossent` works unless its input is a softmax with no other consumer
+///   (which does not fuse it either: no gradient, BUG);
+/// - `cost.crossent2` works unless its input is a `logistic` neuron layer with no
+///   other consumer, on the same GPU;
+/// - a `logistic` neuron layer whose only consumer is a `cost.crossent2` on its GPU
+///   computes the fused gradient from that layer's labels and `coeff`.
+pub fn resolve_2012_fusions(layers: &mut [Layer]) {
+    let logistic = |l: &Layer| {
+        matches!(&l.kind, Kind::Simple(simple::SimpleLayer::Neuron { neuron, .. })
+            if neuron.type_name() == "logistic")
+    };
+    for c in 0..layers.len() {
+        let Some(&p) = layers[c].prev.get(1) else {
+            continue;
+        };
+        let (below, alone) = (&layers[p], layers[p].next.len() == 1);
+        let work = match layers[c].ty.as_str() {
+            "cost.crossent" => !(alone && below.ty == "softmax"),
+            "cost.crossent2" => !(alone && logistic(below) && below.gpu == layers[c].gpu),
+            _ => continue,
+        };
+        if let Kind::Cost(cost::CostLayer {
+            ty: cost::CostType::CrossEnt { do_work } | cost::CostType::CrossEnt2 { do_work },
+            ..
+        }) = &mut layers[c].kind
+        {
+            *do_work = work;
+        }
+    }
+    for n in 0..layers.len() {
+        let fused = match layers[n].next.as_slice() {
+            &[c] if logistic(&layers[n])
+                && layers[c].ty == "cost.crossent2"
+                && layers[c].gpu == layers[n].gpu =>
+            {
+                match &layers[c].kind {
+                    Kind::Cost(k) => Some((layers[layers[c].prev[0]].acts, k.coeff)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Kind::Simple(simple::SimpleLayer::Neuron { crossent2, .. }) = &mut layers[n].kind {
+            *crossent2 = fused;
         }
     }
 }

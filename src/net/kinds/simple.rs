@@ -22,9 +22,13 @@ pub enum SimpleLayer {
         coeffs: Vec<f32>,
     },
     EltMax,
+    /// `crossent2`: 2012, a logistic layer whose only consumer is a `cost.crossent2`
+    /// on the same GPU: that layer's labels buffer and `coeff`; the gradient is then
+    /// computed here in one go (`coeff * (t - y)`).
     Neuron {
         neuron: Neuron,
         noise: NvMatrix,
+        crossent2: Option<(usize, f32)>,
     },
     /// 2012 `hs`: keep probability, `enable`, and the last mask.
     Hs {
@@ -61,6 +65,7 @@ impl SimpleLayer {
                 SimpleLayer::Neuron {
                     neuron: Neuron::from_dict(gen, nd).map_err(|e| d.err(e.to_string()))?,
                     noise: NvMatrix::default(),
+                    crossent2: None,
                 }
             }
             "hs" if gen == Generation::A12 => SimpleLayer::Hs {
@@ -122,7 +127,7 @@ impl SimpleLayer {
                     io.acts_mut().apply_binary(max, &io.input(i))?;
                 }
             }
-            SimpleLayer::Neuron { neuron, noise } => {
+            SimpleLayer::Neuron { neuron, noise, .. } => {
                 let in_place = io.acts_in_place(0);
                 if neuron.needs_noise() {
                     let n = if in_place {
@@ -245,6 +250,24 @@ impl SimpleLayer {
                     target.resize_like(&v);
                 }
                 kernels::eltwise_max_grad(v.data(), x.data(), a.data(), target.data_mut(), add)?;
+            }
+            SimpleLayer::Neuron {
+                crossent2: Some((labels, coeff)),
+                ..
+            } => {
+                // `acts.add(labels, -coeff, coeff, target)`, or that plus the target.
+                let (labels, a) = (io.bufs.acts[*labels].borrow(), io.acts());
+                let mut target = io.prev_grad_mut(0);
+                if !add {
+                    target.resize_like(&a);
+                }
+                kernels::logistic_cross_ent2_grad(
+                    labels.data(),
+                    a.data(),
+                    target.data_mut(),
+                    add,
+                    *coeff,
+                )?;
             }
             SimpleLayer::Neuron { neuron, .. } => {
                 let operand = match neuron.grad_operand() {
