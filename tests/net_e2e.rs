@@ -54,6 +54,10 @@ use convnet::nvmatrix::NvMatrix;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+/// Two / three matrices of one weight matrix, as flat vectors.
+type Pair = (Vec<f32>, Vec<f32>);
+type Triple = (Vec<f32>, Vec<f32>, Vec<f32>);
+
 const CASES: usize = 40;
 /// Seed of the weight initialisation and (offset) of the data.
 const SEED: u64 = 20;
@@ -199,8 +203,8 @@ struct NetRun {
     /// Per weight layer: per matrix (weights..., then biases last) the (w, inc, grad)
     /// before the step, after bprop and after the update.
     w_before: HashMap<String, Vec<Vec<f32>>>,
-    bprop: HashMap<String, Vec<(Vec<f32>, Vec<f32>)>>,
-    update: HashMap<String, Vec<(Vec<f32>, Vec<f32>)>>,
+    bprop: HashMap<String, Vec<Pair>>,
+    update: HashMap<String, Vec<Pair>>,
     cost: Option<Vec<f64>>,
 }
 
@@ -306,7 +310,7 @@ fn run_net(gen: Generation, seed: u64, r: &RefNet) -> NetRun {
         .unwrap_or_else(|e| panic!("{}: update_weights: {e}", tag(gen)));
     let after_update = read_weights(&net, false);
 
-    let strip = |m: HashMap<String, Vec<(Vec<f32>, Vec<f32>, Vec<f32>)>>, grad: bool| {
+    let strip = |m: HashMap<String, Vec<Triple>>, grad: bool| {
         m.into_iter()
             .map(|(k, v)| {
                 (

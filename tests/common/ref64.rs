@@ -1204,8 +1204,8 @@ impl RefNet {
                 // fc/local: bprop accumulates straight into the increment, with the
                 // rate in both generations (2011 epsW/numCases, 2012 lr/numCases).
                 let sb = eps / n;
-                for e in 0..inc_b.data.len() {
-                    inc_b.data[e] = mom * inc.data[e] + sb * neg[e];
+                for ((b, &i), &g) in inc_b.data.iter_mut().zip(&inc.data).zip(&neg) {
+                    *b = mom * i + sb * g;
                 }
                 inc_u = inc_b.clone();
             }
