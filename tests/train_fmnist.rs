@@ -65,3 +65,35 @@ fn fmnist_80sec_learns_within_half_an_epoch() {
     assert!(stdout.contains("Saved checkpoint to"), "{stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// README's main command on the embedded subset (data/fmnist-small), shortened to
+/// two epochs: it trains, tests and saves.
+#[test]
+fn the_main_job_on_the_embedded_subset() {
+    let dir = std::env::temp_dir().join(format!("convnet-main-job-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "--data-provider=cifar",
+            "--data-path=data/fmnist-small",
+            "--train-range=1-5",
+            "--test-range=6",
+            "--test-freq=5",
+            "--epochs=2",
+            "--layer-def=layer-defs/fmnist-80sec.cfg",
+            "--layer-params=params/fmnist-80sec.cfg",
+        ])
+        .arg(format!("--save-path={}", dir.display()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\n2.5... logprob:  "), "{stdout}");
+    assert_eq!(stdout.matches("Saved checkpoint to").count(), 2, "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

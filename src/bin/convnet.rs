@@ -47,6 +47,18 @@ struct ImportArgs {
     /// Directory to write data_batch_N and batches.meta into.
     #[arg(long)]
     out: PathBuf,
+    /// Cases per batch file.
+    #[arg(long = "cases-per-batch", default_value_t = convnet::data::import::CASES_PER_BATCH)]
+    cases_per_batch: usize,
+    /// Keep only the first N training cases.
+    #[arg(long = "train-cases")]
+    train_cases: Option<usize>,
+    /// Keep only the first N test cases.
+    #[arg(long = "test-cases")]
+    test_cases: Option<usize>,
+    /// Zip each file (member `data`), as --zip-save does checkpoints.
+    #[arg(long)]
+    zip: bool,
 }
 
 fn import(args: ImportArgs) -> ExitCode {
@@ -60,14 +72,20 @@ fn import(args: ImportArgs) -> ExitCode {
         }
     };
     use convnet::data::import;
+    let layout = import::Layout {
+        cases_per_batch: args.cases_per_batch,
+        train_cases: args.train_cases,
+        test_cases: args.test_cases,
+        zip: args.zip,
+    };
     let result = match (args.dataset.as_str(), &args.src) {
         ("fashion-mnist", src) => {
             let src = src
                 .clone()
                 .unwrap_or_else(|| import::FASHION_MNIST_DIR.into());
-            import::fashion_mnist(&src, &args.out, progress)
+            import::fashion_mnist(&src, &args.out, &layout, progress)
         }
-        (_, Some(src)) => import::cifar10(src, &args.out, progress),
+        (_, Some(src)) => import::cifar10(src, &args.out, &layout, progress),
         (_, None) => Err("cifar10 needs --src DIR (the cifar-10-batches-py directory)".into()),
     };
     if tty {

@@ -155,20 +155,53 @@ struct Dataset {
     label_names: Vec<String>,
 }
 
-/// Writes `ds` into `out` as batch files of [`CASES_PER_BATCH`] cases, the training
-/// set first and the test set after it, then `batches.meta` with the mean training
-/// image. `progress(done, total)` is called after each file.
+/// How a dataset is cut into batch files (ours; the defaults give the datasets'
+/// usual batches).
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    pub cases_per_batch: usize,
+    /// Keep only the first `n` training (test) cases.
+    pub train_cases: Option<usize>,
+    pub test_cases: Option<usize>,
+    /// Zip each file (member `data`), as `--zip-save` does checkpoints.
+    pub zip: bool,
+}
+
+impl Default for Layout {
+    fn default() -> Layout {
+        Layout {
+            cases_per_batch: CASES_PER_BATCH,
+            train_cases: None,
+            test_cases: None,
+            zip: false,
+        }
+    }
+}
+
+/// Writes `ds` into `out` as batch files of `layout.cases_per_batch` cases, the
+/// training set first and the test set after it, then `batches.meta` with the mean
+/// training image. `progress(done, total)` is called after each file.
 fn write_dataset(
     ds: &Dataset,
     out: &Path,
+    layout: &Layout,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<PathBuf>, String> {
     let num_vis = ds.colors * ds.size * ds.size;
+    let per_batch = layout.cases_per_batch.max(1);
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let keep = |(pixels, labels): &(Vec<u8>, Vec<i64>), n: Option<usize>| {
+        let n = n.unwrap_or(labels.len()).min(labels.len());
+        (pixels[..n * num_vis].to_vec(), labels[..n].to_vec())
+    };
+    let (train, test) = (
+        keep(&ds.train, layout.train_cases),
+        keep(&ds.test, layout.test_cases),
+    );
     let mut jobs: Vec<(&[u8], &[i64])> = Vec::new();
-    for (pixels, labels) in [&ds.train, &ds.test] {
-        for start in (0..labels.len()).step_by(CASES_PER_BATCH) {
-            let end = (start + CASES_PER_BATCH).min(labels.len());
+    for (pixels, labels) in [&train, &test] {
+        for start in (0..labels.len()).step_by(per_batch) {
+            let end = (start + per_batch).min(labels.len());
             jobs.push((&pixels[start * num_vis..end * num_vis], &labels[start..end]));
         }
     }
@@ -176,7 +209,8 @@ fn write_dataset(
     let mut written = Vec::new();
     let write = |name: &str, obj: &Obj| -> Result<PathBuf, String> {
         let path = out.join(name);
-        save_atomic(&path, &dumps(obj), false).map_err(|e| format!("{}: {e}", path.display()))?;
+        save_atomic(&path, &dumps(obj), layout.zip)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(path)
     };
     for (i, (pixels, labels)) in jobs.iter().enumerate() {
@@ -186,12 +220,12 @@ fn write_dataset(
     }
 
     let mut mean = vec![0f64; num_vis];
-    for img in ds.train.0.chunks_exact(num_vis) {
+    for img in train.0.chunks_exact(num_vis) {
         for (m, &p) in mean.iter_mut().zip(img) {
             *m += p as f64;
         }
     }
-    let cases = ds.train.1.len().max(1) as f64;
+    let cases = train.1.len().max(1) as f64;
     let mean: Vec<u8> = mean
         .iter()
         .flat_map(|m| (m / cases).to_le_bytes())
@@ -200,10 +234,7 @@ fn write_dataset(
     let meta = dict(vec![
         ("data_mean", array('f', 8, vec![num_vis as u64, 1], mean)),
         ("label_names", names),
-        (
-            "num_cases_per_batch",
-            Rc::new(PyObj::Int(CASES_PER_BATCH as i64)),
-        ),
+        ("num_cases_per_batch", Rc::new(PyObj::Int(per_batch as i64))),
         ("num_vis", Rc::new(PyObj::Int(num_vis as i64))),
         // Ours: the image geometry, which CIFAR's providers hard-code as 3 x 32x32.
         ("num_colors", Rc::new(PyObj::Int(ds.colors as i64))),
@@ -222,6 +253,7 @@ fn write_dataset(
 pub fn fashion_mnist(
     src: &Path,
     out: &Path,
+    layout: &Layout,
     progress: impl FnMut(usize, usize),
 ) -> Result<Vec<PathBuf>, String> {
     let find = |stem: &str| -> Result<PathBuf, String> {
@@ -265,7 +297,7 @@ pub fn fashion_mnist(
         test: (test.pixels, labels(test_labels)),
         label_names: FASHION_MNIST_LABELS.iter().map(|s| s.to_string()).collect(),
     };
-    write_dataset(&ds, out, progress)
+    write_dataset(&ds, out, layout, progress)
 }
 
 /// One CIFAR-10 python batch (`data` uint8 `(cases, 3072)`, rows are cases, and
@@ -315,6 +347,7 @@ fn cifar_batch(path: &Path) -> Result<(Vec<u8>, Vec<i64>), String> {
 pub fn cifar10(
     src: &Path,
     out: &Path,
+    layout: &Layout,
     progress: impl FnMut(usize, usize),
 ) -> Result<Vec<PathBuf>, String> {
     let mut train = (Vec::new(), Vec::new());
@@ -341,5 +374,5 @@ pub fn cifar10(
         test,
         label_names,
     };
-    write_dataset(&ds, out, progress)
+    write_dataset(&ds, out, layout, progress)
 }
