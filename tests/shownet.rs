@@ -118,7 +118,7 @@ fn summary_lists_layers_position_and_costs() {
     for gen in ["c1", "a12"] {
         let ckpt = checkpoint(gen);
         let out = ok(&shownet(&["-f", ckpt.to_str().unwrap()]));
-        assert!(out.contains("Epoch 1, batch 2: 2 training batches and 1 tests recorded"));
+        assert!(out.contains("Epoch 1, batch 2: 2 training batches and 1 test recorded"));
         assert!(out.contains("training batches 1-2, test batches 3, tested every 2 batches"));
         let line = |name: &str| {
             out.lines()
@@ -154,7 +154,7 @@ fn show_cost_writes_the_curves_and_prints_the_values() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0],
-        "Cost 'logprob' value 0: 2 training batches, 1 tests (every 2 batches)"
+        "Cost 'logprob' value 0: 2 training batches, 1 test (every 2 batches)"
     );
     assert_eq!(lines[1], "batch\ttraining\ttest");
     // Two training values; the one test value laid along both.

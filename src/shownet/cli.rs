@@ -35,7 +35,7 @@ fn boolean(text: &str) -> Result<bool, String> {
 /// Show what a cuda-convnet model learned: cost curves, filters, predictions, features
 /// (shownet.py of both generations; figures are written as PNG files).
 #[derive(Parser, Debug, Clone)]
-#[command(name = "shownet", version)]
+#[command(name = "shownet", version, infer_long_args = true)]
 pub struct Args {
     /// Checkpoint directory (its newest file is read) or file.
     #[arg(short = 'f', value_name = "PATH")]

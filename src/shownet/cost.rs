@@ -6,7 +6,7 @@
 
 use super::canvas::{self, Canvas, BLACK, GREY, RED, WHITE};
 use super::cli::Args;
-use super::{write_png, Loaded, Res};
+use super::{count, write_png, Loaded, Res};
 use crate::config::Generation;
 use crate::driver::format::repr_float;
 use crate::driver::state::CostRecord;
@@ -232,10 +232,11 @@ pub fn show_cost(m: &Loaded, args: &Args, name: &str) -> Res<Vec<String>> {
     let path = write_png(&args.out_dir, "cost.png", &render(&c))?;
     let mut out = vec![
         format!(
-            "Cost '{name}' value {}: {} training batches, {} tests (every {freq} batches)",
+            "Cost '{name}' value {}: {}, {} (every {})",
             args.cost_idx,
-            c.train.len(),
-            c.tests.len()
+            count(c.train.len(), "training batch"),
+            count(c.tests.len(), "test"),
+            count(freq.max(0) as usize, "batch")
         ),
         "batch\ttraining\ttest".to_string(),
     ];

@@ -123,6 +123,17 @@ impl Loaded {
     }
 }
 
+/// `n` and the word, plural unless `n` is 1 (`1 test`, `2 tests`).
+pub fn count(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else if word.ends_with("ch") {
+        format!("{n} {word}es")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 pub fn str_of<'a>(l: &'a Dict, key: &str) -> &'a str {
     l.get(key).and_then(Value::as_str).unwrap_or_default()
 }

@@ -3,7 +3,7 @@
 //! where training stands, the data it was trained on and the last training and test
 //! costs.
 
-use super::{int_at, int_of, str_of, Loaded};
+use super::{count, int_at, int_of, str_of, Loaded};
 use crate::config::value::{Dict, Value};
 use crate::config::Generation;
 use crate::driver::format::CostStyle;
@@ -114,11 +114,11 @@ pub fn summary(m: &Loaded, path: &Path) -> Vec<String> {
     let mut out = vec![
         format!("Checkpoint {} ({gen_text})", path.display()),
         format!(
-            "Epoch {}, batch {}: {} training batches and {} tests recorded",
+            "Epoch {}, batch {}: {} and {} recorded",
             m.epoch,
             m.batchnum,
-            m.train_outputs.len(),
-            m.test_outputs.len()
+            count(m.train_outputs.len(), "training batch"),
+            count(m.test_outputs.len(), "test")
         ),
         format!(
             "Data {} (provider {}), training batches {}, test batches {}, tested every {} batches, minibatches of {}",
