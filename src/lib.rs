@@ -12,4 +12,5 @@ pub mod net;
 pub mod nvmatrix;
 pub mod options;
 pub mod parallel;
+pub mod shownet;
 pub mod synthetic;
