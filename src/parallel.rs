@@ -32,19 +32,30 @@ pub fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// Runs `task(i)` for every `i` in `0..n`, spreading contiguous ranges of tasks over
-/// [`threads`] threads.
+/// Runs `task(i)` for every `i` in `0..n` on [`threads`] threads (the caller's
+/// included), each taking the next task as it finishes one.
 pub fn for_each_task(n: usize, task: impl Fn(usize) + Sync) {
     let t = threads().min(n);
     if t <= 1 {
         (0..n).for_each(task);
         return;
     }
-    std::thread::scope(|s| {
-        for k in 0..t {
-            let task = &task;
-            s.spawn(move || (n * k / t..n * (k + 1) / t).for_each(task));
+    // Threads take the next task from a shared counter (tasks differ in cost, e.g. at
+    // image borders); the calling thread is one of them. Each task writes its own
+    // outputs, so which thread runs it does not change any result.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if i >= n {
+            break;
         }
+        task(i);
+    };
+    std::thread::scope(|s| {
+        for _ in 1..t {
+            s.spawn(work);
+        }
+        work();
     });
 }
 
