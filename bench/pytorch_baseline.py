@@ -240,14 +240,31 @@ def blas_libraries():
 
 
 def cpu_ticks():
-    """(steal, total) jiffies from /proc/stat, or None: a large steal share while timing
-    means the hypervisor took the cores away and the figure is not trustworthy."""
+    """(steal, busy, total) jiffies of the whole machine from /proc/stat, or None."""
     try:
         with open("/proc/stat") as f:
-            vals = [int(v) for v in f.readline().split()[1:]]
+            v = [int(x) for x in f.readline().split()[1:9]]
     except (OSError, ValueError):
         return None
-    return (vals[7] if len(vals) > 7 else 0), sum(vals[:8])
+    v += [0] * (8 - len(v))
+    # user nice system idle iowait irq softirq steal
+    return v[7], v[0] + v[1] + v[2] + v[5] + v[6], sum(v)
+
+
+def contention_report(ticks0, ticks1, own_cpu_s, wall_s):
+    """Lines saying how much of the machine something else took while timing: the cpu
+    steal share (the hypervisor) and the busy time of other processes (the whole
+    machine's busy time less this process's own cpu time), both as a share of all
+    cores. Either one large means the figure is low and should be measured again."""
+    if not ticks0 or not ticks1 or ticks1[2] <= ticks0[2] or wall_s <= 0:
+        return []
+    total = ticks1[2] - ticks0[2]
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    ncpu = os.cpu_count() or 1
+    steal = 100.0 * (ticks1[0] - ticks0[0]) / total
+    other = 100.0 * ((ticks1[1] - ticks0[1]) / hz - own_cpu_s) / (wall_s * ncpu)
+    return [f"cpu steal while timing: {steal:.1f}%",
+            f"other processes' cpu while timing: {max(other, 0.0):.0f}% of {ncpu} cores"]
 
 
 def main(argv=None):
@@ -303,9 +320,8 @@ def main(argv=None):
     # With T threads on an idle machine this approaches T; much less means the cores were
     # shared with other work (or the threads sat waiting) and the figure is low.
     print(f"process cpu / wall while timing: {(cpu1 - cpu0) / total:.2f}")
-    if ticks0 and ticks1 and ticks1[1] > ticks0[1]:
-        steal = 100.0 * (ticks1[0] - ticks0[0]) / (ticks1[1] - ticks0[1])
-        print(f"cpu steal while timing: {steal:.1f}%")
+    for line in contention_report(ticks0, ticks1, cpu1 - cpu0, total):
+        print(line)
     ips = a.batches * a.mini / total
     print(f"{a.batches} batches of {a.mini} in {total:.3f} s")
     print(f"bench: {ips:.1f} images/s")
