@@ -308,12 +308,13 @@ def main(argv=None):
         print("load average before timing: %.2f %.2f %.2f" % os.getloadavg(), flush=True)
     ticks0 = cpu_ticks()
     cpu0 = time.process_time()
-    total = 0.0
+    total, fastest = 0.0, float("inf")
     for i in range(a.batches):
         t0 = time.perf_counter()
         loss = step()
         dt = time.perf_counter() - t0
         total += dt
+        fastest = min(fastest, dt)
         print(f"batch {i + 1}/{a.batches}: {dt:.3f} s, loss {loss:.4f}", flush=True)
     cpu1 = time.process_time()
     ticks1 = cpu_ticks()
@@ -323,6 +324,7 @@ def main(argv=None):
     for line in contention_report(ticks0, ticks1, cpu1 - cpu0, total):
         print(line)
     ips = a.batches * a.mini / total
+    print(f"fastest step: {a.mini / fastest:.1f} images/s")
     print(f"{a.batches} batches of {a.mini} in {total:.3f} s")
     print(f"bench: {ips:.1f} images/s")
     return 0
