@@ -86,6 +86,24 @@ impl Io<'_> {
     pub fn prev_grad_mut(&self, i: usize) -> RefMut<'_, NvMatrix> {
         self.bufs.grads[self.in_grads[i]].borrow_mut()
     }
+    /// Input `i` to read while this layer writes its activations: a copy where they are
+    /// one matrix (`actsTarget == i`), else the input itself.
+    pub fn input_while_writing_acts(&self, i: usize) -> Operand<'_> {
+        if self.acts_in_place(i) {
+            Operand::Copy(self.acts().clone())
+        } else {
+            Operand::Shared(self.input(i))
+        }
+    }
+    /// This layer's gradient to read while writing input `i`'s: a copy where they are one
+    /// matrix (`actsGradTarget == i`), else the gradient itself.
+    pub fn v_while_writing_grad(&self, i: usize) -> Operand<'_> {
+        if self.grad_in_place(i) {
+            Operand::Copy(self.v().clone())
+        } else {
+            Operand::Shared(self.v())
+        }
+    }
     /// Does input `i` share this layer's activations (`actsTarget == i`)?
     pub fn acts_in_place(&self, i: usize) -> bool {
         self.in_acts[i] == self.acts
@@ -93,6 +111,23 @@ impl Io<'_> {
     /// Does input `i`'s gradient share this layer's (`actsGradTarget == i`)?
     pub fn grad_in_place(&self, i: usize) -> bool {
         self.in_grads[i] == self.grad
+    }
+}
+
+/// A matrix read by a layer operation: borrowed, or copied where the operation writes
+/// the same matrix.
+pub enum Operand<'a> {
+    Shared(Ref<'a, NvMatrix>),
+    Copy(NvMatrix),
+}
+
+impl std::ops::Deref for Operand<'_> {
+    type Target = NvMatrix;
+    fn deref(&self) -> &NvMatrix {
+        match self {
+            Operand::Shared(r) => r,
+            Operand::Copy(m) => m,
+        }
     }
 }
 

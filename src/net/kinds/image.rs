@@ -242,11 +242,6 @@ impl ImageLayer {
         }))
     }
 
-    /// The input, or a copy of it where this layer computes in its input's matrix.
-    fn input(io: &Io) -> NvMatrix {
-        io.input(0).clone()
-    }
-
     pub fn fprop_acts(&mut self, io: &Io, rt: &mut Rt) -> Result<(), NetError> {
         match self {
             ImageLayer::Pool {
@@ -330,7 +325,7 @@ impl ImageLayer {
             ImageLayer::Blur {
                 channels, filter, ..
             } => {
-                let x = Self::input(io);
+                let x = io.input_while_writing_acts(0);
                 let mut a = io.acts_mut();
                 util::conv_gaussian_blur(&x, filter, &mut a, true, *channels, 0.0, 1.0)?;
                 util::conv_gaussian_blur_in_place(&mut a, filter, false, *channels, 0.0, 1.0)?;
@@ -344,11 +339,11 @@ impl ImageLayer {
                 util::conv_resize_bilinear(&x, &mut a, *img_size, *tgt_size, *scale)?;
             }
             ImageLayer::Yuv => {
-                let x = Self::input(io);
+                let x = io.input_while_writing_acts(0);
                 util::conv_rgb_to_yuv(&x, &mut io.acts_mut())?;
             }
             ImageLayer::Lab { center } => {
-                let x = Self::input(io);
+                let x = io.input_while_writing_acts(0);
                 util::conv_rgb_to_lab(&x, &mut io.acts_mut(), *center)?;
             }
             ImageLayer::Href { img_size } => {
@@ -490,7 +485,7 @@ impl ImageLayer {
             } => {
                 // Into a temporary when the input already holds a gradient (then added
                 // by the second pass), else straight into the input's gradient.
-                let v = io.v().clone();
+                let v = io.v_while_writing_grad(0);
                 let mut target = io.prev_grad_mut(0);
                 if scale != 0.0 {
                     util::conv_gaussian_blur(&v, filter, tmp, true, *channels, 0.0, 1.0)?;

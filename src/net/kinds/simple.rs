@@ -159,11 +159,7 @@ impl SimpleLayer {
                 }
             }
             SimpleLayer::Hs { keep, enable, mask } => {
-                let x = if io.acts_in_place(0) {
-                    io.acts().clone()
-                } else {
-                    io.input(0).clone()
-                };
+                let x = io.input_while_writing_acts(0);
                 let mut a = io.acts_mut();
                 if rt.pass == Pass::Train && *enable {
                     mask.resize_like(&x);
@@ -270,10 +266,11 @@ impl SimpleLayer {
                 )?;
             }
             SimpleLayer::Neuron { neuron, .. } => {
+                // Activations only: no gradient write touches them.
                 let operand = match neuron.grad_operand() {
                     GradOperand::Nothing => None,
-                    GradOperand::Acts => Some(io.acts().clone()),
-                    GradOperand::Inputs => Some(io.input(0).clone()),
+                    GradOperand::Acts => Some(io.acts()),
+                    GradOperand::Inputs => Some(io.input(0)),
                 };
                 let operand = operand.as_ref().map_or(&[][..], |m| m.data());
                 if io.grad_in_place(0) {
@@ -292,7 +289,7 @@ impl SimpleLayer {
             SimpleLayer::Hs { keep, enable, mask } => {
                 // `eltwiseMult` / `scale` into the gradient, or with `AddGradient*Operator`
                 // `op(v, ·) + target`, which nvcc contracts into one FMA.
-                let v = io.v().clone();
+                let v = io.v_while_writing_grad(0);
                 let mut target = io.prev_grad_mut(0);
                 let train = rt.pass == Pass::Train && *enable;
                 if !add {
