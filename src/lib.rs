@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod cuda;
 pub mod cudaconv2;
 pub mod data;
 pub mod driver;

@@ -2,6 +2,7 @@
 //! reference comparisons and the thread-count check.
 #![allow(dead_code)]
 
+pub mod emu;
 pub mod ref64;
 
 use sha2::{Digest, Sha256};

@@ -1,0 +1,28 @@
+//! Launch wrappers: the host side of each kernel in cuda/*.cu, written once against
+//! [`Backend`]: argument checks, the original's variant selection, grid sizes and the
+//! parameter order of the kernel's signature.
+
+use super::{grid_for, Backend, DevBuf, GpuError, Param};
+
+/// `NVMatrix::scale(s, target)`: `dst = src * s` elementwise over `n` words.
+pub fn nvm_scale(b: &dyn Backend, src: &DevBuf, dst: &DevBuf, s: f32) -> Result<(), GpuError> {
+    let n = src.len();
+    if dst.len() != n {
+        return Err(GpuError(format!(
+            "nvm_scale: target has {} words, source {n}",
+            dst.len()
+        )));
+    }
+    let (grid, block) = grid_for(n);
+    b.launch(
+        "nvm_scale",
+        grid,
+        block,
+        &[
+            dst.param(),
+            src.param(),
+            Param::I32(n as i32),
+            Param::F32(s),
+        ],
+    )
+}

@@ -1,0 +1,140 @@
+//! Our CUDA path: the kernels in `cuda/*.cu` (written to perform the original kernels'
+//! per-output operation sequences) and the [`Backend`] that runs them.
+//!
+//! A backend owns device memory ([`DevBuf`]) and launches kernels by name with a flat
+//! parameter list ([`Param`]), the convention of `cuLaunchKernel`. Two implement it:
+//! the CUDA driver through `cudarc`, and (in tests) the host emulation that compiles
+//! `cuda/*.cu` as C++ with `cuda/emu.h` and runs each launch as one thread. Launch
+//! wrappers ([`launch`]) are written once against the trait, so the emulation tests
+//! exercise the same host code (variant selection, grid sizes, parameter order) the GPU
+//! runs.
+
+use std::any::Any;
+use std::fmt;
+
+/// A device address: a `CUdeviceptr` on the GPU, a host address in the emulation.
+pub type DevPtr = u64;
+
+/// One kernel parameter, as `cuLaunchKernel` receives it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Param {
+    /// A pointer into device memory (`float*`, `unsigned int*`).
+    Ptr(DevPtr),
+    /// An `int`.
+    I32(i32),
+    /// A `float`.
+    F32(f32),
+}
+
+impl Param {
+    /// The parameter's bytes, as the kernel reads them.
+    pub fn bytes(&self) -> Vec<u8> {
+        match *self {
+            Param::Ptr(p) => p.to_ne_bytes().to_vec(),
+            Param::I32(v) => v.to_ne_bytes().to_vec(),
+            Param::F32(v) => v.to_ne_bytes().to_vec(),
+        }
+    }
+}
+
+/// Device memory of `len` 4-byte words (f32 or u32), freed when dropped.
+pub struct DevBuf {
+    ptr: DevPtr,
+    len: usize,
+    /// Whatever keeps the memory alive (a `cudarc` slice, a host vector).
+    _owner: Box<dyn Any>,
+}
+
+impl DevBuf {
+    /// Wraps memory at `ptr` of `len` words that `owner` keeps alive.
+    pub fn new(ptr: DevPtr, len: usize, owner: Box<dyn Any>) -> DevBuf {
+        DevBuf {
+            ptr,
+            len,
+            _owner: owner,
+        }
+    }
+    /// The device address of word 0.
+    pub fn ptr(&self) -> DevPtr {
+        self.ptr
+    }
+    /// The device address of word `offset`.
+    pub fn ptr_at(&self, offset: usize) -> DevPtr {
+        assert!(
+            offset <= self.len,
+            "DevBuf::ptr_at: {offset} > {}",
+            self.len
+        );
+        self.ptr + 4 * offset as u64
+    }
+    /// The kernel parameter for this buffer.
+    pub fn param(&self) -> Param {
+        Param::Ptr(self.ptr)
+    }
+    /// Length in 4-byte words.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// True when the buffer holds no words.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Why a device operation failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuError(pub String);
+
+impl fmt::Display for GpuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GPU: {}", self.0)
+    }
+}
+impl std::error::Error for GpuError {}
+
+/// Device memory and kernel launches. Operations are ordered (one stream): a download
+/// sees every earlier launch.
+pub trait Backend {
+    /// A human-readable name ("NVIDIA H200 (sm_90), driver 12.4", "host emulation").
+    fn name(&self) -> String;
+    /// `len` zeroed words.
+    fn alloc(&self, len: usize) -> Result<DevBuf, GpuError>;
+    /// Copies `src` (as 4-byte words) into `dst` starting at word `offset`.
+    fn write_words(&self, dst: &DevBuf, offset: usize, src: &[u32]) -> Result<(), GpuError>;
+    /// Copies `dst.len()` words out of `src` starting at word `offset`.
+    fn read_words(&self, src: &DevBuf, offset: usize, dst: &mut [u32]) -> Result<(), GpuError>;
+    /// Launches kernel `name` (an `extern "C" __global__` function of cuda/*.cu) on a
+    /// one-dimensional grid of `grid` blocks of `block` threads.
+    fn launch(&self, name: &str, grid: u32, block: u32, params: &[Param]) -> Result<(), GpuError>;
+
+    /// A new buffer holding `host`.
+    fn upload(&self, host: &[f32]) -> Result<DevBuf, GpuError> {
+        let buf = self.alloc(host.len())?;
+        let words: Vec<u32> = host.iter().map(|x| x.to_bits()).collect();
+        self.write_words(&buf, 0, &words)?;
+        Ok(buf)
+    }
+    /// The buffer's contents as floats.
+    fn download(&self, buf: &DevBuf) -> Result<Vec<f32>, GpuError> {
+        let mut words = vec![0u32; buf.len()];
+        self.read_words(buf, 0, &mut words)?;
+        Ok(words.into_iter().map(f32::from_bits).collect())
+    }
+}
+
+/// The kernel sources, in build order: `(file name, text)`. `common.cuh` is included
+/// by every file.
+pub const SOURCES: &[(&str, &str)] = &[
+    ("common.cuh", include_str!("../../cuda/common.cuh")),
+    ("nvmatrix.cu", include_str!("../../cuda/nvmatrix.cu")),
+];
+
+/// Threads per block of our launches, and the grid that covers `n` outputs with one
+/// output per thread (capped: the grid-stride loop takes the rest).
+pub fn grid_for(n: usize) -> (u32, u32) {
+    const BLOCK: u32 = 256;
+    let blocks = n.div_ceil(BLOCK as usize).clamp(1, 65_535) as u32;
+    (blocks, BLOCK)
+}
+
+pub mod launch;

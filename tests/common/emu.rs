@@ -1,0 +1,209 @@
+//! The host emulation backend: cuda/*.cu compiled as C++ with cuda/emu.h forced in,
+//! loaded with dlopen, each launch run as one block of one thread (the kernels'
+//! grid-stride loops then compute every output, each with its own operation sequence).
+//! Every kernel's signature is read from its `extern "C" __global__` line and given a
+//! trampoline `NAME__emu(void **params)` that unpacks `cuLaunchKernel`-style params.
+
+use convnet::cuda::{Backend, DevBuf, GpuError, Param, SOURCES};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::{c_void, CString};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+type Trampoline = unsafe extern "C" fn(*mut *mut c_void);
+
+/// The emulation, or `None` with the reason (no C++ compiler) printed once.
+pub fn emu() -> Option<Emu> {
+    static LIB: OnceLock<Result<usize, String>> = OnceLock::new();
+    match LIB.get_or_init(build) {
+        Ok(handle) => Some(Emu {
+            handle: *handle,
+            syms: RefCell::new(HashMap::new()),
+        }),
+        Err(why) => {
+            eprintln!("SKIPPED: CUDA kernels not emulated: {why}");
+            None
+        }
+    }
+}
+
+pub struct Emu {
+    handle: usize,
+    syms: RefCell<HashMap<String, Trampoline>>,
+}
+
+/// `(name, [parameter types])` of every `extern "C" __global__` kernel in `src`.
+pub fn kernel_signatures(src: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let marker = "extern \"C\" __global__ void ";
+    let mut rest = src;
+    while let Some(at) = rest.find(marker) {
+        rest = &rest[at + marker.len()..];
+        let open = rest.find('(').expect("kernel signature without '('");
+        let close = rest.find(')').expect("kernel signature without ')'");
+        let name = rest[..open].trim().to_string();
+        let params = rest[open + 1..close]
+            .split(',')
+            .map(|p| p.trim())
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                // Drop the parameter name: the last identifier.
+                let cut = p
+                    .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .map_or(0, |i| i + 1);
+                p[..cut].trim().to_string()
+            })
+            .collect();
+        out.push((name, params));
+        rest = &rest[close..];
+    }
+    out
+}
+
+fn build() -> Result<usize, String> {
+    let cxx = ["g++", "c++", "clang++"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok())
+        .ok_or("no C++ compiler (g++) on PATH")?;
+    let cuda_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cuda");
+    let mut tramp = String::from("#include <stdint.h>\n");
+    let mut units = Vec::new();
+    let mut hasher = sha2::Sha256::new();
+    for (file, text) in SOURCES {
+        sha2::Digest::update(&mut hasher, text.as_bytes());
+        if !file.ends_with(".cu") {
+            continue;
+        }
+        units.push(cuda_dir.join(file));
+        for (name, types) in kernel_signatures(text) {
+            let decl: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+            let args: Vec<String> = types
+                .iter()
+                .enumerate()
+                .map(|(i, t)| format!("*({t}*)p[{i}]"))
+                .collect();
+            tramp.push_str(&format!(
+                "extern \"C\" void {name}({});\nextern \"C\" void {name}__emu(void** p) {{ {name}({}); }}\n",
+                decl.join(", "),
+                args.join(", ")
+            ));
+        }
+    }
+    let emu_h = std::fs::read(cuda_dir.join("emu.h")).map_err(|e| e.to_string())?;
+    sha2::Digest::update(&mut hasher, &emu_h);
+    let key: String = sha2::Digest::finalize(hasher)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cuda-emu-{key}"));
+    let lib = dir.join("libccemu.so");
+    if !lib.exists() {
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let tramp_path = dir.join(format!("trampolines-{}.cpp", std::process::id()));
+        std::fs::write(&tramp_path, tramp).map_err(|e| e.to_string())?;
+        let tmp = dir.join(format!("libccemu-{}.so", std::process::id()));
+        let out = Command::new(cxx)
+            .args([
+                "-std=c++14",
+                "-O2",
+                "-ffp-contract=off",
+                "-fno-fast-math",
+                "-fPIC",
+                "-shared",
+                "-include",
+            ])
+            .arg(cuda_dir.join("emu.h"))
+            .arg("-I")
+            .arg(&cuda_dir)
+            .arg("-x")
+            .arg("c++")
+            .args(&units)
+            .arg(&tramp_path)
+            .arg("-o")
+            .arg(&tmp)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            panic!(
+                "emulation build of cuda/*.cu failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::fs::rename(&tmp, &lib).map_err(|e| e.to_string())?;
+    }
+    let path = CString::new(lib.to_str().unwrap()).unwrap();
+    let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    if handle.is_null() {
+        return Err(format!("dlopen {} failed", lib.display()));
+    }
+    Ok(handle as usize)
+}
+
+impl Backend for Emu {
+    fn name(&self) -> String {
+        "host emulation of cuda/*.cu".into()
+    }
+    fn alloc(&self, len: usize) -> Result<DevBuf, GpuError> {
+        let mut mem = vec![0u32; len.max(1)].into_boxed_slice();
+        let ptr = mem.as_mut_ptr() as u64;
+        Ok(DevBuf::new(ptr, len, Box::new(mem)))
+    }
+    fn write_words(&self, dst: &DevBuf, offset: usize, src: &[u32]) -> Result<(), GpuError> {
+        if offset + src.len() > dst.len() {
+            return Err(GpuError("write past the end of a buffer".into()));
+        }
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), (dst.ptr_at(offset)) as *mut u32, src.len())
+        };
+        Ok(())
+    }
+    fn read_words(&self, src: &DevBuf, offset: usize, dst: &mut [u32]) -> Result<(), GpuError> {
+        if offset + dst.len() > src.len() {
+            return Err(GpuError("read past the end of a buffer".into()));
+        }
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                src.ptr_at(offset) as *const u32,
+                dst.as_mut_ptr(),
+                dst.len(),
+            )
+        };
+        Ok(())
+    }
+    fn launch(
+        &self,
+        name: &str,
+        _grid: u32,
+        _block: u32,
+        params: &[Param],
+    ) -> Result<(), GpuError> {
+        let f = *self
+            .syms
+            .borrow_mut()
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                let sym = CString::new(format!("{name}__emu")).unwrap();
+                let p = unsafe { libc::dlsym(self.handle as *mut c_void, sym.as_ptr()) };
+                assert!(!p.is_null(), "no kernel {name} in cuda/*.cu");
+                unsafe { std::mem::transmute::<*mut c_void, Trampoline>(p) }
+            });
+        let mut slots: Vec<u64> = params
+            .iter()
+            .map(|p| {
+                let mut b = [0u8; 8];
+                let v = p.bytes();
+                b[..v.len()].copy_from_slice(&v);
+                u64::from_ne_bytes(b)
+            })
+            .collect();
+        let mut ptrs: Vec<*mut c_void> = slots
+            .iter_mut()
+            .map(|s| s as *mut u64 as *mut c_void)
+            .collect();
+        unsafe { f(ptrs.as_mut_ptr()) };
+        Ok(())
+    }
+}
