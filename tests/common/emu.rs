@@ -70,7 +70,7 @@ fn build() -> Result<usize, String> {
     let cuda_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cuda");
     let mut tramp = String::from("#include <stdint.h>\n");
     let mut units = Vec::new();
-    let mut hasher = sha2::Sha256::new();
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
     for (file, text) in SOURCES {
         sha2::Digest::update(&mut hasher, text.as_bytes());
         if !file.ends_with(".cu") {
