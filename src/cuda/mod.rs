@@ -106,6 +106,11 @@ pub trait Backend {
     /// Launches kernel `name` (an `extern "C" __global__` function of cuda/*.cu) on a
     /// one-dimensional grid of `grid` blocks of `block` threads.
     fn launch(&self, name: &str, grid: u32, block: u32, params: &[Param]) -> Result<(), GpuError>;
+    /// True for the host emulation, whose fast intrinsics round as the CPU port's: there
+    /// every kernel must give the CPU's bits; on a GPU only the exact-tier ones.
+    fn emulated(&self) -> bool {
+        false
+    }
 
     /// A new buffer holding `host`.
     fn upload(&self, host: &[f32]) -> Result<DevBuf, GpuError> {
@@ -127,6 +132,12 @@ pub trait Backend {
 pub const SOURCES: &[(&str, &str)] = &[
     ("common.cuh", include_str!("../../cuda/common.cuh")),
     ("nvmatrix.cu", include_str!("../../cuda/nvmatrix.cu")),
+    ("filter_acts.cu", include_str!("../../cuda/filter_acts.cu")),
+    ("img_acts.cu", include_str!("../../cuda/img_acts.cu")),
+    ("weight_acts.cu", include_str!("../../cuda/weight_acts.cu")),
+    ("pool.cu", include_str!("../../cuda/pool.cu")),
+    ("norm.cu", include_str!("../../cuda/norm.cu")),
+    ("util.cu", include_str!("../../cuda/util.cu")),
 ];
 
 /// Threads per block of our launches, and the grid that covers `n` outputs with one

@@ -14,6 +14,16 @@ use std::sync::OnceLock;
 
 type Trampoline = unsafe extern "C" fn(*mut *mut c_void);
 
+/// Every backend the kernel tests run on: the emulation (where a C++ compiler exists)
+/// and each CUDA GPU present. Each says why it is missing.
+pub fn backends() -> Vec<Box<dyn Backend>> {
+    let mut out: Vec<Box<dyn Backend>> = Vec::new();
+    if let Some(e) = emu() {
+        out.push(Box::new(e));
+    }
+    out
+}
+
 /// The emulation, or `None` with the reason (no C++ compiler) printed once.
 pub fn emu() -> Option<Emu> {
     static LIB: OnceLock<Result<usize, String>> = OnceLock::new();
@@ -145,6 +155,9 @@ fn build() -> Result<usize, String> {
 impl Backend for Emu {
     fn name(&self) -> String {
         "host emulation of cuda/*.cu".into()
+    }
+    fn emulated(&self) -> bool {
+        true
     }
     fn alloc(&self, len: usize) -> Result<DevBuf, GpuError> {
         let mut mem = vec![0u32; len.max(1)].into_boxed_slice();

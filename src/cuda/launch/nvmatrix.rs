@@ -1,6 +1,4 @@
-//! Launch wrappers: the host side of each kernel in cuda/*.cu, written once against
-//! [`Backend`]: argument checks, the original's variant selection, grid sizes and the
-//! parameter order of the kernel's signature.
+//! Launches of cuda/nvmatrix.cu (NVMatrix's kernels; CPU side src/nvmatrix/).
 
 use super::{grid_for, Backend, DevBuf, GpuError, Param};
 
