@@ -1,6 +1,6 @@
 //! Launches of cuda/nvmatrix.cu (NVMatrix's kernels; CPU side src/nvmatrix/).
 
-use super::{grid_for, Backend, DevBuf, GpuError, Param};
+use crate::cuda::{grid_for, Backend, DevBuf, GpuError, Param};
 
 /// `NVMatrix::scale(s, target)`: `dst = src * s` elementwise over `n` words.
 pub fn nvm_scale(b: &dyn Backend, src: &DevBuf, dst: &DevBuf, s: f32) -> Result<(), GpuError> {
