@@ -26,19 +26,29 @@ extern "C" __global__ void filter_acts(float* targets, const float* images, cons
         const int g = f / (numFilters / numGroups);
         const int y0 = paddingStart + (m / numModulesX) * moduleStride;
         const int x0 = paddingStart + (m % numModulesX) * moduleStride;
-        const float* w = filters + (conv ? 0 : m * numFilterColors * filterPixels * numFilters) + f;
+        const float* w = filters + (conv ? 0 : (long long)m * numFilterColors * filterPixels * numFilters) + f;
         float acc = 0.0f;
         for (int oc = 0; oc < numFilterColors; oc += colorGroup) {
+            // off[j]: offset in a colour plane of the image pixel in slot j of the chunk
+            // (-1: padding, or no previous chunk); past filterPixels a slot keeps the
+            // previous chunk's pixel.
+            long long off[B_Y] = {-1, -1, -1, -1};
+            int py = 0, px = 0;
             for (int p = 0; p < filterPixels; p += B_Y) {
+                for (int j = 0; j < B_Y && p + j < filterPixels; j++) {
+                    const int y = y0 + py, x = x0 + px;
+                    off[j] = y >= 0 && y < imgSizeY && x >= 0 && x < imgSizeX ? (long long)(y * imgSizeX + x) * numImages : -1;
+                    if (++px == filterSize) {
+                        px = 0;
+                        py++;
+                    }
+                }
                 for (int c = oc; c < oc + colorGroup; c++) {
                     const float* plane = images + (long long)colors[g * numFilterColors + c] * imgPixels * numImages + n;
-                    for (int pix = p; pix < p + B_Y; pix++) {
-                        // Past filterPixels the slot holds the previous chunk's pixel.
-                        const int src = pix < filterPixels ? pix : pix - B_Y;
-                        const int y = y0 + src / filterSize, x = x0 + src % filterSize;
-                        const bool in = src >= 0 && y >= 0 && y < imgSizeY && x >= 0 && x < imgSizeX;
-                        const float img = in ? plane[(long long)(y * imgSizeX + x) * numImages] : 0.0f;
-                        const float wt = pix < filterPixels ? w[(c * filterPixels + pix) * numFilters] : 0.0f;
+                    const float* wc = w + (long long)(c * filterPixels + p) * numFilters;
+                    for (int j = 0; j < B_Y; j++) {
+                        const float img = off[j] >= 0 ? plane[off[j]] : 0.0f;
+                        const float wt = p + j < filterPixels ? wc[(long long)j * numFilters] : 0.0f;
                         acc = fmaf(img, wt, acc);
                     }
                 }

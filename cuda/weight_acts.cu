@@ -7,7 +7,8 @@
 // modules ascending and, per module, the cases in chunks of preloadCases = 32, every
 // chunk run over all 32 slots: past numImages the image slot reads 0 and the hidActs
 // slot still holds the previous chunk's hid[f, m, n - 32] (or 0 when numImages < 32,
-// where the original's slot was never written). Pixels outside the image read 0.
+// where the original's slot was never written: those terms are all fma(0, 0, acc), and
+// one of them is the same as all of them). Pixels outside the image read 0.
 // Filter colour c of filter f's group g reads image colour colors[g*numFilterColors + c]
 // (identity for grouped channels, dColorIndices for randSparse).
 // targets (numModules/partialSum, numFilterColors, filterPixels, numFilters); images
@@ -32,12 +33,18 @@ extern "C" __global__ void weight_acts(float* targets, const float* images, cons
             const int y = paddingStart + (m / numModulesX) * moduleStride + pix / filterSize;
             const int x = paddingStart + (m % numModulesX) * moduleStride + pix % filterSize;
             const bool in = y >= 0 && y < imgSizeY && x >= 0 && x < imgSizeX;
-            const float* img = images + (plane + y * imgSizeX + x) * numImages;
+            const float* img = in ? images + (plane + y * imgSizeX + x) * numImages : nullptr;
             const float* hid = hidActs + ((long long)f * numModules + m) * numImages;
-            for (int k = 0; k < paddedCases; k++) {
-                const float v = in && k < numImages ? img[k] : 0.0f;
-                const float h = k < numImages ? hid[k] : numImages > preloadCases ? hid[k - preloadCases] : 0.0f;
-                acc = fmaf(v, h, acc);
+            for (int k = 0; k < numImages; k++) {
+                acc = fmaf(in ? img[k] : 0.0f, hid[k], acc);
+            }
+            if (numImages > preloadCases) {
+                for (int k = numImages; k < paddedCases; k++) {
+                    acc = fmaf(0.0f, hid[k - preloadCases], acc);
+                }
+            } else if (numImages < preloadCases) {
+                // Every slot past numImages adds fma(0, 0, acc): once is the same as many.
+                acc = fmaf(0.0f, 0.0f, acc);
             }
         }
         targets[i] = scaleTargets != 0.0f ? fmaf(scaleTargets, targets[i], scaleOutput * acc) : scaleOutput * acc;
