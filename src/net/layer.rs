@@ -146,6 +146,8 @@ pub struct Rt<'a> {
     pub update_cases: Option<usize>,
     /// The net's random seed (for the draws of our inferred random pooling).
     pub seed: u64,
+    /// Where the image kernels run.
+    pub device: &'a super::device::Device,
 }
 
 impl Rt<'_> {

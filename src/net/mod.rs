@@ -8,6 +8,7 @@
 //! (`copyToCPU`), so saving a checkpoint is pickling those dictionaries.
 
 pub mod cost;
+pub mod device;
 mod dict;
 mod gradcheck;
 pub mod kinds;
@@ -20,6 +21,7 @@ pub use cost::Cost;
 use crate::config::{self, Generation};
 use crate::layers::lr::GlibcRandom;
 use crate::nvmatrix::{NvMatrix, RandomStreams};
+pub use device::Device;
 use dict::LayerDict;
 use kinds::{Build, Kind};
 use layer::{Bufs, Io, Layer, Rt};
@@ -105,6 +107,8 @@ pub struct ConvNet {
     bwd_passes: usize,
     /// Progress of the 2012 schedules in the current batch.
     progress: f64,
+    /// Where the image kernels run.
+    device: Device,
 }
 
 impl ConvNet {
@@ -281,6 +285,7 @@ impl ConvNet {
             num_cases: 0,
             bwd_passes: 0,
             progress: 0.0,
+            device: Device::Cpu,
         })
     }
 }
@@ -397,6 +402,7 @@ impl ConvNet {
             progress,
             update_cases,
             seed: self.opts.random_seed,
+            device: &self.device,
         };
         let layer = &mut self.layers[l];
         f(&mut layer.kind, &io, &mut rt).map_err(|e| named(e, &layer.name))
@@ -562,6 +568,11 @@ impl ConvNet {
 }
 
 impl ConvNet {
+    /// Runs the image kernels on `device` from now on (`--gpu`; see [`Device`]).
+    pub fn set_device(&mut self, device: Device) {
+        self.device = device;
+    }
+
     /// Re-seeds the random streams (`initRandom`) and libc `random()`. The original
     /// seeded once per process from the clock; the driver re-seeds before every training
     /// batch from `--seed`, the epoch and the batch number, so that a resumed run

@@ -24,6 +24,7 @@ use super::super::{NetError, Pass};
 use super::Build;
 use crate::config::value::Value;
 use crate::config::Generation;
+use crate::cuda::launch::conv as gpu;
 use crate::cudaconv2::conv_util::norm::normalize_local_weights;
 use crate::cudaconv2::{filter_acts, img_acts, weight_acts};
 use crate::layers::lr::Schedule;
@@ -324,20 +325,44 @@ impl WeightLayer {
                     c.groups[i],
                 );
                 let (fc, conns) = (c.filter_channels[i], &c.filter_conns[i]);
-                match (conv.is_some(), c.rand_sparse[i]) {
-                    (true, false) => filter_acts::conv_filter_acts(
-                        &x, w, &mut acts, img, mx, mx, pad, st, ch, gr, scale, 1.0,
-                    )?,
-                    (false, false) => filter_acts::local_filter_acts(
-                        &x, w, &mut acts, img, mx, mx, pad, st, ch, gr, scale, 1.0,
-                    )?,
-                    (true, true) => filter_acts::conv_filter_acts_sparse(
-                        &x, w, &mut acts, conns, img, mx, mx, pad, st, ch, fc, gr, scale, 1.0,
-                    )?,
-                    (false, true) => filter_acts::local_filter_acts_sparse(
-                        &x, w, &mut acts, conns, img, mx, mx, pad, st, ch, fc, gr, scale, 1.0,
-                    )?,
-                }
+                let shape = [(c.num_filters * c.modules, x.cols())];
+                let (sparse, local) = (c.rand_sparse[i], conv.is_none());
+                rt.device.run(
+                    &[&x, w],
+                    &mut [&mut acts],
+                    &shape,
+                    scale != 0.0,
+                    |t| match (local, sparse) {
+                        (false, false) => filter_acts::conv_filter_acts(
+                            &x, w, t[0], img, mx, mx, pad, st, ch, gr, scale, 1.0,
+                        ),
+                        (true, false) => filter_acts::local_filter_acts(
+                            &x, w, t[0], img, mx, mx, pad, st, ch, gr, scale, 1.0,
+                        ),
+                        (false, true) => filter_acts::conv_filter_acts_sparse(
+                            &x, w, t[0], conns, img, mx, mx, pad, st, ch, fc, gr, scale, 1.0,
+                        ),
+                        (true, true) => filter_acts::local_filter_acts_sparse(
+                            &x, w, t[0], conns, img, mx, mx, pad, st, ch, fc, gr, scale, 1.0,
+                        ),
+                    },
+                    |b, m, t| match (local, sparse) {
+                        (false, false) => gpu::conv_filter_acts(
+                            b, &m[0], &m[1], &t[0], img, mx, mx, pad, st, ch, gr, scale, 1.0,
+                        ),
+                        (true, false) => gpu::local_filter_acts(
+                            b, &m[0], &m[1], &t[0], img, mx, mx, pad, st, ch, gr, scale, 1.0,
+                        ),
+                        (false, true) => gpu::conv_filter_acts_sparse(
+                            b, &m[0], &m[1], &t[0], conns, img, mx, mx, pad, st, ch, fc, gr, scale,
+                            1.0,
+                        ),
+                        (true, true) => gpu::local_filter_acts_sparse(
+                            b, &m[0], &m[1], &t[0], conns, img, mx, mx, pad, st, ch, fc, gr, scale,
+                            1.0,
+                        ),
+                    },
+                )?;
                 if scale == 0.0 {
                     if let Some((_, true)) = conv {
                         let (nf, all) = (c.num_filters, acts.len());
@@ -388,84 +413,74 @@ impl WeightLayer {
                     c.groups[i],
                 );
                 let (fc, conns) = (c.filter_channels[i], &c.filter_conns[i]);
-                match (conv.is_some(), c.rand_sparse[i]) {
-                    (true, false) => img_acts::conv_img_acts(
-                        &v,
-                        w,
-                        &mut target,
-                        img,
-                        img,
-                        mx,
-                        pad,
-                        st,
-                        ch,
-                        gr,
-                        scale,
-                        1.0,
-                    )?,
-                    (false, false) => img_acts::local_img_acts(
-                        &v,
-                        w,
-                        &mut target,
-                        img,
-                        img,
-                        mx,
-                        pad,
-                        st,
-                        ch,
-                        gr,
-                        scale,
-                        1.0,
-                    )?,
-                    (false, true) => img_acts::local_img_acts_sparse(
-                        &v,
-                        w,
-                        &mut target,
-                        conns,
-                        img,
-                        img,
-                        mx,
-                        pad,
-                        st,
-                        ch,
-                        fc,
-                        gr,
-                        scale,
-                        1.0,
-                    )?,
-                    (true, true) if c.over_sample[i] > 1 => {
-                        // Into a temporary, then summed over the oversampling axis; the
-                        // sum overwrites the gradient even where it should add (BUG,
-                        // reproduced).
-                        let tmp = &mut c.act_grad_tmp;
-                        img_acts::conv_img_acts_sparse(
-                            &v, w, tmp, conns, img, img, mx, pad, st, ch, fc, gr, scale, 1.0,
-                        )?;
-                        let os = c.over_sample[i];
-                        let all = tmp.len();
-                        tmp.reshape(os, all / os);
-                        tmp.sum(0, &mut target)?;
-                        let cases = v.cols();
-                        let all = target.len();
-                        target.reshape(all / cases, cases);
-                    }
-                    (true, true) => img_acts::conv_img_acts_sparse(
-                        &v,
-                        w,
-                        &mut target,
-                        conns,
-                        img,
-                        img,
-                        mx,
-                        pad,
-                        st,
-                        ch,
-                        fc,
-                        gr,
-                        scale,
-                        1.0,
-                    )?,
+                let cases = v.cols();
+                let os = c.over_sample[i];
+                let (sparse, local) = (c.rand_sparse[i], conv.is_none());
+                if sparse && !local && os > 1 {
+                    // Into a temporary, then summed over the oversampling axis; the
+                    // sum overwrites the gradient even where it should add (BUG,
+                    // reproduced).
+                    let tmp = &mut c.act_grad_tmp;
+                    rt.device.run(
+                        &[&v, w],
+                        &mut [tmp],
+                        &[(ch * img * img, cases)],
+                        scale != 0.0,
+                        |t| {
+                            img_acts::conv_img_acts_sparse(
+                                &v, w, t[0], conns, img, img, mx, pad, st, ch, fc, gr, scale, 1.0,
+                            )
+                        },
+                        |b, m, t| {
+                            gpu::conv_img_acts_sparse(
+                                b, &m[0], &m[1], &t[0], conns, img, img, mx, pad, st, ch, fc, gr,
+                                scale, 1.0,
+                            )
+                        },
+                    )?;
+                    let all = tmp.len();
+                    tmp.reshape(os, all / os);
+                    tmp.sum(0, &mut target)?;
+                    let all = target.len();
+                    target.reshape(all / cases, cases);
+                    return Ok(());
                 }
+                rt.device.run(
+                    &[&v, w],
+                    &mut [&mut target],
+                    &[(ch * img * img, cases)],
+                    scale != 0.0,
+                    |t| match (local, sparse) {
+                        (false, false) => img_acts::conv_img_acts(
+                            &v, w, t[0], img, img, mx, pad, st, ch, gr, scale, 1.0,
+                        ),
+                        (true, false) => img_acts::local_img_acts(
+                            &v, w, t[0], img, img, mx, pad, st, ch, gr, scale, 1.0,
+                        ),
+                        (false, true) => img_acts::conv_img_acts_sparse(
+                            &v, w, t[0], conns, img, img, mx, pad, st, ch, fc, gr, scale, 1.0,
+                        ),
+                        (true, true) => img_acts::local_img_acts_sparse(
+                            &v, w, t[0], conns, img, img, mx, pad, st, ch, fc, gr, scale, 1.0,
+                        ),
+                    },
+                    |b, m, t| match (local, sparse) {
+                        (false, false) => gpu::conv_img_acts(
+                            b, &m[0], &m[1], &t[0], img, img, mx, pad, st, ch, gr, scale, 1.0,
+                        ),
+                        (true, false) => gpu::local_img_acts(
+                            b, &m[0], &m[1], &t[0], img, img, mx, pad, st, ch, gr, scale, 1.0,
+                        ),
+                        (false, true) => gpu::conv_img_acts_sparse(
+                            b, &m[0], &m[1], &t[0], conns, img, img, mx, pad, st, ch, fc, gr,
+                            scale, 1.0,
+                        ),
+                        (true, true) => gpu::local_img_acts_sparse(
+                            b, &m[0], &m[1], &t[0], conns, img, img, mx, pad, st, ch, fc, gr,
+                            scale, 1.0,
+                        ),
+                    },
+                )?;
             }
         }
         Ok(())
@@ -598,30 +613,38 @@ impl WeightLayer {
                     c.channels[i],
                     c.groups[i],
                 );
-                if c.rand_sparse[i] {
-                    let fc = c.filter_channels[i];
-                    weight_acts::local_weight_acts_sparse(
-                        &x,
-                        &v,
-                        inc,
-                        &c.filter_conns[i],
-                        img,
-                        mx,
-                        mx,
-                        fs,
-                        pad,
-                        st,
-                        ch,
-                        fc,
-                        gr,
-                        s,
-                        g,
-                    )?;
-                } else {
-                    weight_acts::local_weight_acts(
-                        &x, &v, inc, img, mx, mx, fs, pad, st, ch, gr, s, g,
-                    )?;
-                }
+                let (fc, conns) = (c.filter_channels[i], &c.filter_conns[i]);
+                let shape = [(c.modules * fc * c.filter_pixels[i], c.num_filters)];
+                let sparse = c.rand_sparse[i];
+                rt.device.run(
+                    &[&x, &v],
+                    &mut [inc],
+                    &shape,
+                    s != 0.0,
+                    |t| {
+                        if sparse {
+                            weight_acts::local_weight_acts_sparse(
+                                &x, &v, t[0], conns, img, mx, mx, fs, pad, st, ch, fc, gr, s, g,
+                            )
+                        } else {
+                            weight_acts::local_weight_acts(
+                                &x, &v, t[0], img, mx, mx, fs, pad, st, ch, gr, s, g,
+                            )
+                        }
+                    },
+                    |b, m, t| {
+                        if sparse {
+                            gpu::local_weight_acts_sparse(
+                                b, &m[0], &m[1], &t[0], conns, img, mx, mx, fs, pad, st, ch, fc,
+                                gr, s, g,
+                            )
+                        } else {
+                            gpu::local_weight_acts(
+                                b, &m[0], &m[1], &t[0], img, mx, mx, fs, pad, st, ch, gr, s, g,
+                            )
+                        }
+                    },
+                )?;
             }
             Shape::Conv(c, Some((partial_sum, _))) => {
                 let ps = *partial_sum;
@@ -637,37 +660,49 @@ impl WeightLayer {
                     c.groups[i],
                 );
                 let fc = c.filter_channels[i];
-                {
-                    let tgt = if ps > 0 {
-                        &mut c.weight_grad_tmp
-                    } else {
-                        rt.weights.grad_mut(id)
-                    };
-                    if c.rand_sparse[i] {
-                        weight_acts::conv_weight_acts_sparse(
-                            &x,
-                            &v,
-                            tgt,
-                            &c.filter_conns[i],
-                            img,
-                            mx,
-                            mx,
-                            fs,
-                            pad,
-                            st,
-                            ch,
-                            fc,
-                            gr,
-                            ps,
-                            st_first,
-                            g,
-                        )?;
-                    } else {
-                        weight_acts::conv_weight_acts(
-                            &x, &v, tgt, img, mx, mx, fs, pad, st, ch, gr, ps, st_first, g,
-                        )?;
-                    }
-                }
+                let conns = &c.filter_conns[i];
+                let rows = fc * c.filter_pixels[i];
+                let shape = [(
+                    c.modules.checked_div(ps).map_or(rows, |n| n * rows),
+                    c.num_filters,
+                )];
+                let sparse = c.rand_sparse[i];
+                let tgt = if ps > 0 {
+                    &mut c.weight_grad_tmp
+                } else {
+                    rt.weights.grad_mut(id)
+                };
+                rt.device.run(
+                    &[&x, &v],
+                    &mut [tgt],
+                    &shape,
+                    st_first != 0.0,
+                    |t| {
+                        if sparse {
+                            weight_acts::conv_weight_acts_sparse(
+                                &x, &v, t[0], conns, img, mx, mx, fs, pad, st, ch, fc, gr, ps,
+                                st_first, g,
+                            )
+                        } else {
+                            weight_acts::conv_weight_acts(
+                                &x, &v, t[0], img, mx, mx, fs, pad, st, ch, gr, ps, st_first, g,
+                            )
+                        }
+                    },
+                    |b, m, t| {
+                        if sparse {
+                            gpu::conv_weight_acts_sparse(
+                                b, &m[0], &m[1], &t[0], conns, img, mx, mx, fs, pad, st, ch, fc,
+                                gr, ps, st_first, g,
+                            )
+                        } else {
+                            gpu::conv_weight_acts(
+                                b, &m[0], &m[1], &t[0], img, mx, mx, fs, pad, st, ch, gr, ps,
+                                st_first, g,
+                            )
+                        }
+                    },
+                )?;
                 if let Some(rows) = c.modules.checked_div(ps) {
                     let scale_targets = (nu > 0) as u8 as f32;
                     let cols = fc * c.filter_pixels[i] * c.num_filters;
