@@ -56,7 +56,10 @@ fn compile_kernels() {
             files.sort();
             for file in files {
                 let name = file.file_name().unwrap().to_string_lossy().into_owned();
-                let ptx = out.join(format!("{}.ptx", file.file_stem().unwrap().to_string_lossy()));
+                let ptx = out.join(format!(
+                    "{}.ptx",
+                    file.file_stem().unwrap().to_string_lossy()
+                ));
                 let run = Command::new(&nvcc)
                     .args(["-ptx", "--fmad=false", "-arch=compute_75", "-I"])
                     .arg(cuda)

@@ -49,7 +49,11 @@ fn check(b: &dyn Backend, what: &str, got: &[f32], want: &[f32], exact: bool, re
         } else {
             g == w || (g - w).abs() <= rel * w.abs() + abs
         };
-        assert!(ok, "{what} on {}: element {i}: got {g:e}, CPU {w:e}", b.name());
+        assert!(
+            ok,
+            "{what} on {}: element {i}: got {g:e}, CPU {w:e}",
+            b.name()
+        );
     }
 }
 
@@ -116,12 +120,28 @@ fn unary_functors_in_both_orientations_and_in_place() {
                 launch::apply(b, op, dm(&ab, &a), t).unwrap();
                 let what = format!("{op:?} {rows}x{cols} {st}->{tt}");
                 let exact = unary_exact(op);
-                check(b, &what, &b.download(&tb).unwrap(), want.data(), exact, 3e-6, 2e-6);
+                check(
+                    b,
+                    &what,
+                    &b.download(&tb).unwrap(),
+                    want.data(),
+                    exact,
+                    3e-6,
+                    2e-6,
+                );
                 // In place.
                 launch::apply(b, op, dm(&ab, &a), dm(&ab, &a)).unwrap();
                 let mut want = a.clone();
                 want.apply(op);
-                check(b, &what, &b.download(&ab).unwrap(), want.data(), exact, 3e-6, 2e-6);
+                check(
+                    b,
+                    &what,
+                    &b.download(&ab).unwrap(),
+                    want.data(),
+                    exact,
+                    3e-6,
+                    2e-6,
+                );
             }
         }
     }
@@ -160,17 +180,41 @@ fn binary_functors_with_every_orientation_of_operands_and_target() {
                     let t = DevMat::new(&tb, rows, cols, tt).unwrap();
                     launch::apply_binary(b, op, dm(&ab, &a), dm(&mb, &m), t).unwrap();
                     let what = format!("{op:?} {rows}x{cols} {ta} {tm} -> {tt}");
-                    check(b, &what, &b.download(&tb).unwrap(), want.data(), exact, 3e-7, 1e-30);
+                    check(
+                        b,
+                        &what,
+                        &b.download(&tb).unwrap(),
+                        want.data(),
+                        exact,
+                        3e-7,
+                        1e-30,
+                    );
                     // Into b (the neurons' form), then in place into a.
                     let mut want_b = m.clone();
                     a.apply_binary_into_b(op, &mut want_b).unwrap();
                     launch::apply_binary(b, op, dm(&ab, &a), dm(&mb, &m), dm(&mb, &m)).unwrap();
-                    check(b, &what, &b.download(&mb).unwrap(), want_b.data(), exact, 3e-7, 1e-30);
+                    check(
+                        b,
+                        &what,
+                        &b.download(&mb).unwrap(),
+                        want_b.data(),
+                        exact,
+                        3e-7,
+                        1e-30,
+                    );
                     let mut want_a = a.clone();
                     want_a.apply_binary(op, &m).unwrap();
                     let mb = up(b, &m);
                     launch::apply_binary(b, op, dm(&ab, &a), dm(&mb, &m), dm(&ab, &a)).unwrap();
-                    check(b, &what, &b.download(&ab).unwrap(), want_a.data(), exact, 3e-7, 1e-30);
+                    check(
+                        b,
+                        &what,
+                        &b.download(&ab).unwrap(),
+                        want_a.data(),
+                        exact,
+                        3e-7,
+                        1e-30,
+                    );
                 }
             }
         }
@@ -182,7 +226,11 @@ fn ternary_add_add_and_scale() {
     for b in backends() {
         let b = &*b;
         for (rows, cols, t) in [(6, 11, false), (6, 11, true), (1, 300, false)] {
-            let (x, y, z) = (mat(rows, cols, t, 4), mat(rows, cols, t, 5), mat(rows, cols, t, 6));
+            let (x, y, z) = (
+                mat(rows, cols, t, 4),
+                mat(rows, cols, t, 5),
+                mat(rows, cols, t, 6),
+            );
             let mut want = NvMatrix::new(rows, cols, t);
             let add3 = convnet::nvmatrix::ops::ternary::Add;
             x.apply_ternary_to(add3, &y, &z, &mut want).unwrap();
@@ -237,7 +285,15 @@ fn vector_ops_by_the_originals_broadcast_rule() {
                 launch::apply_binary_v(b, op, dm(&mb, &m), dm(&vb, &v), dm(&tb, &want)).unwrap();
                 let what = format!("{op:?} {rows}x{cols} {t} by {vr}x{vc}");
                 let exact = op != Binary::Divide;
-                check(b, &what, &b.download(&tb).unwrap(), want.data(), exact, 3e-7, 1e-30);
+                check(
+                    b,
+                    &what,
+                    &b.download(&tb).unwrap(),
+                    want.data(),
+                    exact,
+                    3e-7,
+                    1e-30,
+                );
             }
         }
     }
@@ -250,7 +306,8 @@ fn copies_transposes_and_tiles() {
         for (st, dt) in [(false, false), (false, true), (true, false), (true, true)] {
             let src = mat(9, 14, st, 9);
             let mut want = mat(12, 20, dt, 10);
-            src.copy_block(&mut want, 2, Some(8), 3, None, 5, 4).unwrap();
+            src.copy_block(&mut want, 2, Some(8), 3, None, 5, 4)
+                .unwrap();
             let (sb, db) = (up(b, &src), up(b, &mat(12, 20, dt, 10)));
             let d = DevMat::new(&db, 12, 20, dt).unwrap();
             launch::copy_block(b, dm(&sb, &src), d, 2, Some(8), 3, None, 5, 4).unwrap();
@@ -299,7 +356,11 @@ fn aggregations_along_each_axis_with_every_row_kernel() {
         let b = &*b;
         for (lines, width) in shapes {
             for trans in [false, true] {
-                let (rows, cols) = if trans { (width, lines) } else { (lines, width) };
+                let (rows, cols) = if trans {
+                    (width, lines)
+                } else {
+                    (lines, width)
+                };
                 let src = mat(rows, cols, trans, 11);
                 let sb = up(b, &src);
                 for axis in [0, 1] {
@@ -323,7 +384,8 @@ fn aggregations_along_each_axis_with_every_row_kernel() {
                         let tb = up(b, &want);
                         want.add_sum(&src, axis, st, ss).unwrap();
                         launch::add_sum(b, dm(&tb, &want), dm(&sb, &src), axis, st, ss).unwrap();
-                        let what = format!("addSum({st}, {ss}) axis {axis} of {rows}x{cols} {trans}");
+                        let what =
+                            format!("addSum({st}, {ss}) axis {axis} of {rows}x{cols} {trans}");
                         check_exact(b, &what, &b.download(&tb).unwrap(), want.data());
                     }
                 }
@@ -348,7 +410,12 @@ fn total_aggregates_and_dot_products() {
                 check_exact(b, &format!("{agg:?} of {n}"), &[got], &[want]);
             }
             let got = launch::dot_product(b, dm(&xb, &x), dm(&yb, &y)).unwrap();
-            check_exact(b, &format!("dot of {n}"), &[got], &[x.dot_product(&y).unwrap()]);
+            check_exact(
+                b,
+                &format!("dot of {n}"),
+                &[got],
+                &[x.dot_product(&y).unwrap()],
+            );
         }
     }
 }
@@ -367,7 +434,12 @@ fn curand_streams_and_randomizers() {
         b.read_words(&states, 0, &mut got).unwrap();
         assert!(got == words(&cpu), "initRandom states on {}", b.name());
 
-        let src = NvMatrix::from_vec(1, n, false, values(n, 15).iter().map(|x| x.abs() / 4.0).collect());
+        let src = NvMatrix::from_vec(
+            1,
+            n,
+            false,
+            values(n, 15).iter().map(|x| x.abs() / 4.0).collect(),
+        );
         let sd = NvMatrix::from_vec(1, n, false, values(n, 16));
         let db = up(b, &sd);
         let cases = [
@@ -387,30 +459,50 @@ fn curand_streams_and_randomizers() {
             let mut want = src.clone();
             match *r {
                 Randomizer::Uniform => want.randomize_uniform(&mut cpu),
-                Randomizer::Gaussian { mean, stdev } => want.randomize_gaussian(&mut cpu, mean, stdev),
-                Randomizer::GaussianStdevs => want.randomize_gaussian_stdevs(&mut cpu, &sd).unwrap(),
-                Randomizer::AddGaussian { stdev } => want.add_gaussian_noise(&mut cpu, stdev),
-                Randomizer::AddGaussianStdevs { var } => {
-                    want.add_gaussian_noise_stdevs(&mut cpu, Some(&sd), var).unwrap()
+                Randomizer::Gaussian { mean, stdev } => {
+                    want.randomize_gaussian(&mut cpu, mean, stdev)
                 }
+                Randomizer::GaussianStdevs => {
+                    want.randomize_gaussian_stdevs(&mut cpu, &sd).unwrap()
+                }
+                Randomizer::AddGaussian { stdev } => want.add_gaussian_noise(&mut cpu, stdev),
+                Randomizer::AddGaussianStdevs { var } => want
+                    .add_gaussian_noise_stdevs(&mut cpu, Some(&sd), var)
+                    .unwrap(),
                 Randomizer::Binarize => want.binarize_probs(&mut cpu),
             }
             let tb = up(b, &src);
-            let data2 = matches!(r, Randomizer::GaussianStdevs | Randomizer::AddGaussianStdevs { .. })
-                .then(|| dm(&db, &sd));
+            let data2 = matches!(
+                r,
+                Randomizer::GaussianStdevs | Randomizer::AddGaussianStdevs { .. }
+            )
+            .then(|| dm(&db, &sd));
             launch::randomize(b, &states, *r, dm(&tb, &src), data2, dm(&tb, &src)).unwrap();
             let exact = matches!(r, Randomizer::Uniform | Randomizer::Binarize);
             // Normal draws: sin/cos.approx within 2^-20.5 absolute, times up to 6.7,
             // times the largest scale (stdev 2, sd^2 16).
-            check(b, &format!("{r:?}"), &b.download(&tb).unwrap(), want.data(), exact, 1e-6, 16.0 * 6.7 * 7e-7);
+            check(
+                b,
+                &format!("{r:?}"),
+                &b.download(&tb).unwrap(),
+                want.data(),
+                exact,
+                1e-6,
+                16.0 * 6.7 * 7e-7,
+            );
             let mut got = vec![0u32; states.len()];
             b.read_words(&states, 0, &mut got).unwrap();
             if b.emulated() {
                 assert!(got == words(&cpu), "states after {r:?}");
             }
             // The generators' words (not the cached floats) match everywhere.
-            let gen = |w: &[u32]| -> Vec<u32> { w.chunks(8).flat_map(|c| c[..7].to_vec()).collect() };
-            assert!(gen(&got) == gen(&words(&cpu)), "generator states after {r:?} on {}", b.name());
+            let gen =
+                |w: &[u32]| -> Vec<u32> { w.chunks(8).flat_map(|c| c[..7].to_vec()).collect() };
+            assert!(
+                gen(&got) == gen(&words(&cpu)),
+                "generator states after {r:?} on {}",
+                b.name()
+            );
         }
     }
 }
@@ -431,15 +523,28 @@ fn products_with_every_operand_orientation() {
                 launch::right_mult(b, dm(&ab, &a), dm(&xb, &x), 0.5, c).unwrap();
                 // cuBLAS's own order: within k ulps of the sum of magnitudes.
                 let bound = |i: usize, j: usize| {
-                    (0..k).map(|p| (a.get(i, p) * x.get(p, j)).abs()).sum::<f32>() * 0.5 * (k as f32 + 2.0) * f32::EPSILON
+                    (0..k)
+                        .map(|p| (a.get(i, p) * x.get(p, j)).abs())
+                        .sum::<f32>()
+                        * 0.5
+                        * (k as f32 + 2.0)
+                        * f32::EPSILON
                 };
                 let got = b.download(&cb).unwrap();
                 let close = |got: &[f32], want: &NvMatrix, what: &str| {
                     for j in 0..n {
                         for i in 0..m {
                             let (g, w) = (got[j * m + i], want.get(i, j));
-                            let ok = if b.emulated() { g.to_bits() == w.to_bits() } else { (g - w).abs() <= 2.0 * bound(i, j) + 1e-30 };
-                            assert!(ok, "{what} {m}x{k}x{n} {ta} {tb} ({i}, {j}) on {}: {g} vs CPU {w}", b.name());
+                            let ok = if b.emulated() {
+                                g.to_bits() == w.to_bits()
+                            } else {
+                                (g - w).abs() <= 2.0 * bound(i, j) + 1e-30
+                            };
+                            assert!(
+                                ok,
+                                "{what} {m}x{k}x{n} {ta} {tb} ({i}, {j}) on {}: {g} vs CPU {w}",
+                                b.name()
+                            );
                         }
                     }
                 };

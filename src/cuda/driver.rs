@@ -138,7 +138,8 @@ impl Cuda {
     fn open_device(ordinal: usize) -> Result<Cuda, GpuError> {
         let dev = cu::device::get(ordinal as i32).map_err(drv("cuDeviceGet"))?;
         // SAFETY: `dev` is a valid device; released by `Context::drop`.
-        let ctx = unsafe { cu::primary_ctx::retain(dev) }.map_err(drv("cuDevicePrimaryCtxRetain"))?;
+        let ctx =
+            unsafe { cu::primary_ctx::retain(dev) }.map_err(drv("cuDevicePrimaryCtxRetain"))?;
         let ctx = Rc::new(Context { dev, ctx });
         ctx.bind()?;
         let attr = |a| {
@@ -258,7 +259,13 @@ fn driver_ptx_isa(version: i32) -> Option<(i32, i32)> {
     let (major, minor) = (version / 1000, version % 1000 / 10);
     match major {
         11 => Some((7, minor)),
-        12 => Some((8, [0, 1, 2, 3, 4, 5, 5, 5, 7, 8].get(minor as usize).copied().unwrap_or(8))),
+        12 => Some((
+            8,
+            [0, 1, 2, 3, 4, 5, 5, 5, 7, 8]
+                .get(minor as usize)
+                .copied()
+                .unwrap_or(8),
+        )),
         13 => Some((9, minor)),
         _ => None,
     }
@@ -295,7 +302,8 @@ fn nvrtc_source(text: &str) -> String {
 
 /// `file` compiled by NVRTC for compute capability `cc` (once per process).
 fn nvrtc_ptx(file: &str, text: &str, cc: (i32, i32)) -> Result<String, GpuError> {
-    static CACHE: OnceLock<Mutex<HashMap<(String, (i32, i32)), String>>> = OnceLock::new();
+    type Key = (String, (i32, i32));
+    static CACHE: OnceLock<Mutex<HashMap<Key, String>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     let key = (file.to_string(), cc);
     if let Some(p) = cache.lock().unwrap().get(&key) {
@@ -315,9 +323,10 @@ fn nvrtc_ptx(file: &str, text: &str, cc: (i32, i32)) -> Result<String, GpuError>
         cudarc::nvrtc::compile_ptx_with_opts(nvrtc_source(text), opts)
             .map(|p| p.to_src())
             .map_err(|e| match e {
-                cudarc::nvrtc::CompileError::CompileError { log, .. } => {
-                    GpuError(format!("NVRTC failed on cuda/{file}:\n{}", log.to_string_lossy()))
-                }
+                cudarc::nvrtc::CompileError::CompileError { log, .. } => GpuError(format!(
+                    "NVRTC failed on cuda/{file}:\n{}",
+                    log.to_string_lossy()
+                )),
                 e => GpuError(format!("NVRTC on cuda/{file}: {e:?}")),
             })
     })?;

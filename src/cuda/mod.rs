@@ -163,8 +163,16 @@ impl Gemm {
     /// Checks that the leading dimensions cover the shapes and the buffers the
     /// matrices (cuBLAS would read or write past them otherwise).
     pub fn check(&self, a: &DevBuf, b: &DevBuf, c: &DevBuf) -> Result<(), GpuError> {
-        let (ar, ac) = if self.trans_a { (self.k, self.m) } else { (self.m, self.k) };
-        let (br, bc) = if self.trans_b { (self.n, self.k) } else { (self.k, self.n) };
+        let (ar, ac) = if self.trans_a {
+            (self.k, self.m)
+        } else {
+            (self.m, self.k)
+        };
+        let (br, bc) = if self.trans_b {
+            (self.n, self.k)
+        } else {
+            (self.k, self.n)
+        };
         for (what, buf, rows, cols, ld) in [
             ("A", a, ar, ac, self.lda),
             ("B", b, br, bc, self.ldb),

@@ -215,10 +215,18 @@ impl Backend for Emu {
         g.check(a, b, c)?;
         // op(X) of a column-major buffer: X itself if not transposed (column-major view),
         // else the row-major view of the stored transpose.
-        fn view(data: &[f32], rows: usize, cols: usize, t: bool, ld: usize) -> Result<MatView<'_>, GpuError> {
+        fn view(
+            data: &[f32],
+            rows: usize,
+            cols: usize,
+            t: bool,
+            ld: usize,
+        ) -> Result<MatView<'_>, GpuError> {
             let want = if t { cols } else { rows };
             if ld != want && rows * cols > 0 {
-                return Err(GpuError(format!("emulated gemm: leading dimension {ld}, not {want}")));
+                return Err(GpuError(format!(
+                    "emulated gemm: leading dimension {ld}, not {want}"
+                )));
             }
             Ok(MatView::new(&data[..rows * cols], rows, cols, !t))
         }
@@ -226,7 +234,10 @@ impl Backend for Emu {
         let av = view(&ad, g.m, g.k, g.trans_a, g.lda)?;
         let bv = view(&bd, g.k, g.n, g.trans_b, g.ldb)?;
         if g.ldc != g.m {
-            return Err(GpuError(format!("emulated gemm: ldc {} for {} rows", g.ldc, g.m)));
+            return Err(GpuError(format!(
+                "emulated gemm: ldc {} for {} rows",
+                g.ldc, g.m
+            )));
         }
         let cd = self.download(c)?;
         let mut cm = NvMatrix::from_vec(g.m, g.n, true, cd[..g.m * g.n].to_vec());

@@ -8,8 +8,7 @@
 
 use crate::cuda::{grid_for, Backend, DevBuf, DevPtr, Gemm, GpuError, Param};
 use crate::nvmatrix::aggregate::{
-    aggregates_columns, host_finish, row_agg_kernel, sum_params, Finish, RowAggKernel,
-    CPUSUM_MAX,
+    aggregates_columns, host_finish, row_agg_kernel, sum_params, Finish, RowAggKernel, CPUSUM_MAX,
 };
 use crate::nvmatrix::curand::{subsequence_jump_words, CurandState, NUM_RND_STREAMS};
 use crate::nvmatrix::ops::{binary, check_bounds, unary, vector_strides, BinaryOp, UnaryOp};
@@ -340,7 +339,11 @@ fn eltwise(
         Param::I32(int(dst.stride)?),
     ];
     for s in srcs {
-        let (across, along) = if dst.trans { (s.cs, s.rs) } else { (s.rs, s.cs) };
+        let (across, along) = if dst.trans {
+            (s.cs, s.rs)
+        } else {
+            (s.rs, s.cs)
+        };
         params.extend([
             Param::Ptr(s.ptr),
             Param::I32(int(across)?),
@@ -538,7 +541,13 @@ pub fn copy_block(
         cols: w,
         ..dest.target()
     };
-    eltwise(b, "nvm_eltwise_unary", d, &[s], &unary_tail(Unary::Identity))
+    eltwise(
+        b,
+        "nvm_eltwise_unary",
+        d,
+        &[s],
+        &unary_tail(Unary::Identity),
+    )
 }
 
 /// `flipTrans(target)`: the same logical matrix in the other memory order; `target`
@@ -732,7 +741,14 @@ pub fn add_sum(
     scale_this: f32,
     scale_sum: f32,
 ) -> Result<(), GpuError> {
-    aggregate(b, a, axis, target, Agg::Sum, Finish::add_sum(scale_this, scale_sum))
+    aggregate(
+        b,
+        a,
+        axis,
+        target,
+        Agg::Sum,
+        Finish::add_sum(scale_this, scale_sum),
+    )
 }
 
 /// One `kTotalAgg` / `kDotProduct_r` pass over `n` values: one value per block.
