@@ -27,7 +27,8 @@ pub fn backends() -> Vec<Box<dyn Backend>> {
 }
 
 /// Each CUDA GPU present, opened; `SKIPPED: no CUDA GPU (<reason>)` printed once when
-/// there is none. A GPU that is present but does not open fails the test.
+/// there is none (a failure when `CONVNET_REQUIRE_GPU=1`, as .ci/gpu-check sets). A GPU
+/// that is present but does not open fails the test.
 pub fn gpus() -> Vec<Cuda> {
     static SKIP: std::sync::Once = std::sync::Once::new();
     let n = match Cuda::device_count() {
@@ -39,6 +40,9 @@ pub fn gpus() -> Vec<Cuda> {
         Ok(n) => (0..n)
             .map(|i| Cuda::open(i).unwrap_or_else(|e| panic!("CUDA device {i}: {e}")))
             .collect(),
+        Err(why) if std::env::var("CONVNET_REQUIRE_GPU").as_deref() == Ok("1") => {
+            panic!("CONVNET_REQUIRE_GPU=1 but no CUDA GPU: {why}")
+        }
         Err(why) => {
             SKIP.call_once(|| eprintln!("SKIPPED: no CUDA GPU ({why})"));
             Vec::new()
