@@ -10,8 +10,9 @@
 //   how tests run the kernels on the CPU (cuda/emu.h).
 // - Compiled with --fmad=false: every fused multiply-add is an explicit fmaf() exactly
 //   where the CPU port uses mul_add (where nvcc fused the original); nothing else fuses.
-// - Fast intrinsics only through cc_expf, cc_logf, cc_powf and cc_fdividef: on the GPU
-//   the special-function unit (tier bounded), in the emulation the CPU port's rounding.
+// - Fast intrinsics only through cc_expf, cc_logf, cc_powf, cc_fdividef and cc_sincosf:
+//   on the GPU the special-function unit (tier bounded), in the emulation the CPU port's
+//   rounding. Bit casts through cc_uint_as_float / cc_float_as_uint.
 #pragma once
 
 #ifndef CC_EMU
@@ -19,6 +20,9 @@ __device__ __forceinline__ float cc_expf(float x) { return __expf(x); }
 __device__ __forceinline__ float cc_logf(float x) { return __logf(x); }
 __device__ __forceinline__ float cc_powf(float x, float y) { return __powf(x, y); }
 __device__ __forceinline__ float cc_fdividef(float x, float y) { return __fdividef(x, y); }
+__device__ __forceinline__ void cc_sincosf(float x, float* s, float* c) { __sincosf(x, s, c); }
+__device__ __forceinline__ float cc_uint_as_float(unsigned int b) { return __uint_as_float(b); }
+__device__ __forceinline__ unsigned int cc_float_as_uint(float x) { return __float_as_uint(x); }
 #endif
 
 // Grid-stride loop over outputs 0..n-1 (n an int, as the original's sizes).

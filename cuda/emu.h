@@ -22,6 +22,8 @@ static const cc_dim3 blockDim = {1, 1, 1};
 static const cc_dim3 gridDim = {1, 1, 1};
 
 static inline float cc_as_float(uint32_t b) { float f; __builtin_memcpy(&f, &b, 4); return f; }
+static inline float cc_uint_as_float(uint32_t b) { return cc_as_float(b); }
+static inline uint32_t cc_float_as_uint(float x) { uint32_t b; __builtin_memcpy(&b, &x, 4); return b; }
 // ex2.approx / lg2.approx, correctly rounded through double (intrinsics.rs).
 static inline float cc_ex2(float x) { return (float)std::exp2((double)x); }
 static inline float cc_lg2(float x) { return (float)std::log2((double)x); }
@@ -35,4 +37,10 @@ static inline float cc_fdividef(float x, float y) {
     float xs = x * s, ys = y * s;
     float r = (std::fabs(ys) > cc_as_float(0x7E800000u) && std::isfinite(ys)) ? 0.0f : 1.0f / ys;
     return xs * r;
+}
+// __sincosf (sin.approx / cos.approx), correctly rounded through double as
+// src/nvmatrix/curand.rs computes it.
+static inline void cc_sincosf(float x, float* s, float* c) {
+    *s = (float)std::sin((double)x);
+    *c = (float)std::cos((double)x);
 }

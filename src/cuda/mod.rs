@@ -106,6 +106,11 @@ pub trait Backend {
     /// Launches kernel `name` (an `extern "C" __global__` function of cuda/*.cu) on a
     /// one-dimensional grid of `grid` blocks of `block` threads.
     fn launch(&self, name: &str, grid: u32, block: u32, params: &[Param]) -> Result<(), GpuError>;
+    /// `C = alpha * op(A) * op(B) + beta * C` as cuBLAS `sgemm` (column-major; `C` is
+    /// not read when `beta == 0`): NVMatrix's products (`rightMult`, `addProduct`). On a
+    /// GPU cuBLAS (tier bounded: its summation order is unpublished); in the emulation
+    /// the CPU port's product (src/nvmatrix/product.rs).
+    fn gemm(&self, g: &Gemm, a: &DevBuf, b: &DevBuf, c: &DevBuf) -> Result<(), GpuError>;
     /// True for the host emulation, whose fast intrinsics round as the CPU port's: there
     /// every kernel must give the CPU's bits; on a GPU only the exact-tier ones.
     fn emulated(&self) -> bool {
@@ -124,6 +129,64 @@ pub trait Backend {
         let mut words = vec![0u32; buf.len()];
         self.read_words(buf, 0, &mut words)?;
         Ok(words.into_iter().map(f32::from_bits).collect())
+    }
+}
+
+/// The arguments of a cuBLAS `sgemm`: `op(A)` is `m x k`, `op(B)` is `k x n`, `C` is
+/// `m x n`, all stored column-major with leading dimensions `lda`, `ldb`, `ldc`;
+/// `op(X)` is `X^T` when `trans_x` (cuBLAS `'t'`), else `X` (`'n'`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Gemm {
+    /// `transa == 't'`.
+    pub trans_a: bool,
+    /// `transb == 't'`.
+    pub trans_b: bool,
+    /// Rows of `op(A)` and `C`.
+    pub m: usize,
+    /// Columns of `op(B)` and `C`.
+    pub n: usize,
+    /// Columns of `op(A)`, rows of `op(B)`.
+    pub k: usize,
+    /// `alpha`.
+    pub alpha: f32,
+    /// Leading dimension of `A`.
+    pub lda: usize,
+    /// Leading dimension of `B`.
+    pub ldb: usize,
+    /// `beta`.
+    pub beta: f32,
+    /// Leading dimension of `C`.
+    pub ldc: usize,
+}
+
+impl Gemm {
+    /// Checks that the leading dimensions cover the shapes and the buffers the
+    /// matrices (cuBLAS would read or write past them otherwise).
+    pub fn check(&self, a: &DevBuf, b: &DevBuf, c: &DevBuf) -> Result<(), GpuError> {
+        let (ar, ac) = if self.trans_a {
+            (self.k, self.m)
+        } else {
+            (self.m, self.k)
+        };
+        let (br, bc) = if self.trans_b {
+            (self.n, self.k)
+        } else {
+            (self.k, self.n)
+        };
+        for (what, buf, rows, cols, ld) in [
+            ("A", a, ar, ac, self.lda),
+            ("B", b, br, bc, self.ldb),
+            ("C", c, self.m, self.n, self.ldc),
+        ] {
+            let need = if cols == 0 { 0 } else { (cols - 1) * ld + rows };
+            if ld < rows || buf.len() < need {
+                return Err(GpuError(format!(
+                    "gemm: {what} is {rows}x{cols} with leading dimension {ld} in {} words",
+                    buf.len()
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -148,4 +211,7 @@ pub fn grid_for(n: usize) -> (u32, u32) {
     (blocks, BLOCK)
 }
 
+pub mod driver;
 pub mod launch;
+
+pub use driver::Cuda;

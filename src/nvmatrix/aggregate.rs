@@ -106,13 +106,22 @@ impl Aggregator for Min {
 /// `max`, `min`), `SecondScaled(scaleSum)` and `WeightedAdd(scaleThis, scaleSum)`
 /// (`addSum`).
 #[derive(Clone, Copy, Debug)]
-enum Finish {
+pub(crate) enum Finish {
     Second,
     SecondScaled(f32),
     WeightedAdd(f32, f32),
 }
 
 impl Finish {
+    /// `addSum`'s op: `WeightedAdd(scaleThis, scaleSum)`, or `SecondScaled(scaleSum)`
+    /// when `scaleThis == 0`.
+    pub(crate) fn add_sum(scale_this: f32, scale_sum: f32) -> Finish {
+        if scale_this != 0.0 {
+            Finish::WeightedAdd(scale_this, scale_sum)
+        } else {
+            Finish::SecondScaled(scale_sum)
+        }
+    }
     /// `op(target, acc)`; `fuse_first` says which product of `WeightedAdd` nvcc fused
     /// in the kernel at hand.
     fn apply(self, target: f32, acc: f32, fuse_first: bool) -> f32 {
@@ -264,7 +273,7 @@ impl NvMatrix {
         require(width > 0 && height > 0, f, "width > 0 && height > 0")?;
         target.set_trans(self.is_trans());
         let src = self.data();
-        if (axis == 0) != self.is_trans() {
+        if aggregates_columns(axis, self.is_trans()) {
             // Column aggregation: kDumbAggCols, one thread per memory column, serial
             // over the lines from the first element.
             if self.is_trans() {
@@ -351,12 +360,7 @@ impl NvMatrix {
         scale_this: f32,
         scale_sum: f32,
     ) -> Result<(), ShapeError> {
-        let op = if scale_this != 0.0 {
-            Finish::WeightedAdd(scale_this, scale_sum)
-        } else {
-            Finish::SecondScaled(scale_sum)
-        };
-        a.aggregate(axis, self, Sum, op)
+        a.aggregate(axis, self, Sum, Finish::add_sum(scale_this, scale_sum))
     }
 
     /// `_totalAgg(agg)`: while more than `CPUSUM_MAX` (4096) values remain, `kTotalAgg`
@@ -419,14 +423,20 @@ impl NvMatrix {
     }
 }
 
+/// True when `_aggregate` along `axis` reduces memory columns (`kDumbAggCols`, one
+/// result per position along the lines), false when it reduces memory lines.
+pub(crate) fn aggregates_columns(axis: usize, trans: bool) -> bool {
+    (axis == 0) != trans
+}
+
 /// `CPUSUM_MAX`.
-const CPUSUM_MAX: usize = 4096;
+pub(crate) const CPUSUM_MAX: usize = 4096;
 /// `DP_BLOCKSIZE`.
 const DP_BLOCKSIZE: usize = 512;
 
 /// `_sum_setParams(n)`: `numCols = DIVUP(n, ceil(log(n)/log(2)))` (host doubles, as
 /// the original), and `DIVUP(numCols, 512)` blocks.
-fn sum_params(n: usize) -> (usize, usize) {
+pub(crate) fn sum_params(n: usize) -> (usize, usize) {
     let logn = ((n as f64).ln() / 2f64.ln()).ceil().max(1.0) as usize;
     let num_cols = divup(n, logn);
     (num_cols, divup(num_cols, DP_BLOCKSIZE))
@@ -465,7 +475,7 @@ fn total_pass<A: Aggregator>(
 /// The host end of `_totalAgg`: one value is returned as is; more are folded with the
 /// host `Matrix` aggregate in memory order. (None: the host initial value; the
 /// original reads past its empty buffer.)
-fn host_finish<A: Aggregator>(v: &[f32], agg: A) -> f32 {
+pub(crate) fn host_finish<A: Aggregator>(v: &[f32], agg: A) -> f32 {
     match v.len() {
         1 => v[0],
         _ => v.iter().fold(agg.host_init(), |acc, &x| agg.host(x, acc)),

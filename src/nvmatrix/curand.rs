@@ -112,6 +112,15 @@ fn jump_powers() -> &'static [Gf2Matrix] {
 /// `2^67` steps: the distance between cuRAND subsequences.
 const SUBSEQUENCE_LOG2: usize = 67;
 
+/// The matrices of `2^j` subsequence jumps (`M^(2^(67+j))`) for `j < count`, flattened
+/// as the CUDA kernel `nvm_curand_setup` reads them: 160 columns of 5 words each.
+pub(crate) fn subsequence_jump_words(count: usize) -> Vec<u32> {
+    jump_powers()[SUBSEQUENCE_LOG2..SUBSEQUENCE_LOG2 + count]
+        .iter()
+        .flat_map(|m| m.iter().flatten().copied())
+        .collect()
+}
+
 impl CurandState {
     /// `curand_init(seed, subsequence, offset, &state)` for XORWOW.
     pub fn curand_init(seed: u64, subsequence: u64, offset: u64) -> CurandState {
@@ -155,6 +164,22 @@ impl CurandState {
                 self.v = matvec(&p[SUBSEQUENCE_LOG2 + i], self.v);
             }
         }
+    }
+
+    /// The state as the CUDA kernels store it: `d`, `v[0..5]`, `boxmuller_flag`,
+    /// `boxmuller_extra` (float bits).
+    pub fn words(&self) -> [u32; 8] {
+        let v = self.v;
+        [
+            self.d,
+            v[0],
+            v[1],
+            v[2],
+            v[3],
+            v[4],
+            self.boxmuller_flag as u32,
+            self.boxmuller_extra.to_bits(),
+        ]
     }
 
     /// `curand(&state)`: the next 32 random bits.

@@ -726,43 +726,12 @@ impl NvMatrix {
         Ok(())
     }
 
-    /// The broadcast operand of `applyBinaryV`: the original's rule picks
-    /// `kColVectorOp` (one vector element per memory line, i.e. per row of a row-major
-    /// matrix or per column of a column-major one) when
-    /// `vec.rows == rows && !isTrans() || vec.cols == cols && isTrans()`, and
-    /// `kRowVectorOp` (one element per position along the line) otherwise. Both read
-    /// the vector as plain memory. Quirk kept: a `1 x n` row-major matrix with a
-    /// `1 x n` vector takes the column rule and uses `vec[0]` everywhere.
+    /// The broadcast operand of `applyBinaryV` (see [`vector_strides`]).
     fn vector_src(&self, vec: &NvMatrix) -> Result<Src, ShapeError> {
-        let f = "NVMatrix::applyBinaryV";
-        require(
-            vec.rows() == 1 || vec.cols() == 1,
-            f,
-            "vec.getNumRows() == 1 || vec.getNumCols() == 1",
+        let (rs, cs) = vector_strides(
+            (self.rows(), self.cols(), self.is_trans()),
+            (vec.rows(), vec.cols()),
         )?;
-        require(
-            vec.rows() == self.rows() || vec.cols() == self.cols(),
-            f,
-            "vec.getNumRows() == _numRows || vec.getNumCols() == _numCols",
-        )?;
-        let col_op = (vec.rows() == self.rows() && !self.is_trans())
-            || (vec.cols() == self.cols() && self.is_trans());
-        let need = if col_op {
-            self.following_dim()
-        } else {
-            self.leading_dim()
-        };
-        require(
-            vec.len() >= need || self.is_empty(),
-            f,
-            "a vector element for every line (kColVectorOp) or column (kRowVectorOp)",
-        )?;
-        // Index along the memory line (leading) or across lines (following).
-        let along_line = !col_op;
-        let (rs, cs) = match (self.is_trans(), along_line) {
-            (false, true) | (true, false) => (0, 1),
-            (false, false) | (true, true) => (1, 0),
-        };
         Ok(Src {
             ptr: vec.data().as_ptr(),
             rs,
@@ -940,10 +909,16 @@ impl NvMatrix {
             src_end_row.unwrap_or(self.rows()),
             src_end_col.unwrap_or(self.cols()),
         );
-        check_bounds(self, src_start_row, r1, src_start_col, c1)?;
+        check_bounds(
+            (self.rows(), self.cols()),
+            src_start_row,
+            r1,
+            src_start_col,
+            c1,
+        )?;
         let (h, w) = (r1 - src_start_row, c1 - src_start_col);
         check_bounds(
-            dest,
+            (dest.rows(), dest.cols()),
             dest_start_row,
             dest_start_row + h,
             dest_start_col,
@@ -976,7 +951,7 @@ impl NvMatrix {
             end_row.unwrap_or(self.rows()),
             end_col.unwrap_or(self.cols()),
         );
-        check_bounds(self, start_row, r1, start_col, c1)?;
+        check_bounds((self.rows(), self.cols()), start_row, r1, start_col, c1)?;
         if target.rows() != r1 - start_row || target.cols() != c1 - start_col {
             target.resize(r1 - start_row, c1 - start_col);
         }
@@ -1050,21 +1025,60 @@ impl NvMatrix {
     }
 }
 
-/// The original's `_checkBounds` (asserts there).
-fn check_bounds(
-    m: &NvMatrix,
+/// The row and column strides `(rs, cs)` through which `applyBinaryV` reads its
+/// vector (`vec_rows x vec_cols`) over a `(rows, cols, trans)` matrix: the original's
+/// rule picks `kColVectorOp` (one vector element per memory line, i.e. per row of a
+/// row-major matrix or per column of a column-major one) when `vec.rows == rows &&
+/// !isTrans() || vec.cols == cols && isTrans()`, and `kRowVectorOp` (one element per
+/// position along the line) otherwise. Both read the vector as plain memory. Quirk
+/// kept: a `1 x n` row-major matrix with a `1 x n` vector takes the column rule and uses
+/// `vec[0]` everywhere.
+pub(crate) fn vector_strides(
+    (rows, cols, trans): (usize, usize, bool),
+    (vec_rows, vec_cols): (usize, usize),
+) -> Result<(usize, usize), ShapeError> {
+    let f = "NVMatrix::applyBinaryV";
+    require(
+        vec_rows == 1 || vec_cols == 1,
+        f,
+        "vec.getNumRows() == 1 || vec.getNumCols() == 1",
+    )?;
+    require(
+        vec_rows == rows || vec_cols == cols,
+        f,
+        "vec.getNumRows() == _numRows || vec.getNumCols() == _numCols",
+    )?;
+    let col_op = (vec_rows == rows && !trans) || (vec_cols == cols && trans);
+    let (leading, following) = if trans { (rows, cols) } else { (cols, rows) };
+    let need = if col_op { following } else { leading };
+    require(
+        vec_rows * vec_cols >= need || rows * cols == 0,
+        f,
+        "a vector element for every line (kColVectorOp) or column (kRowVectorOp)",
+    )?;
+    // Index along the memory line (leading) or across lines (following).
+    let along_line = !col_op;
+    Ok(match (trans, along_line) {
+        (false, true) | (true, false) => (0, 1),
+        (false, false) | (true, true) => (1, 0),
+    })
+}
+
+/// The original's `_checkBounds` (asserts there) on a `rows x cols` matrix.
+pub(crate) fn check_bounds(
+    (rows, cols): (usize, usize),
     start_row: usize,
     end_row: usize,
     start_col: usize,
     end_col: usize,
 ) -> Result<(), ShapeError> {
     require(
-        start_row < m.rows()
+        start_row < rows
             && end_row > start_row
-            && end_row <= m.rows()
-            && start_col < m.cols()
+            && end_row <= rows
+            && start_col < cols
             && end_col > start_col
-            && end_col <= m.cols(),
+            && end_col <= cols,
         "NVMatrix::_checkBounds",
         "0 <= startRow < endRow <= numRows && 0 <= startCol < endCol <= numCols",
     )

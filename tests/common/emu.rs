@@ -4,7 +4,8 @@
 //! Every kernel's signature is read from its `extern "C" __global__` line and given a
 //! trampoline `NAME__emu(void **params)` that unpacks `cuLaunchKernel`-style params.
 
-use convnet::cuda::{Backend, DevBuf, GpuError, Param, SOURCES};
+use convnet::cuda::{Backend, Cuda, DevBuf, Gemm, GpuError, Param, SOURCES};
+use convnet::nvmatrix::{MatView, NvMatrix};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
@@ -21,7 +22,32 @@ pub fn backends() -> Vec<Box<dyn Backend>> {
     if let Some(e) = emu() {
         out.push(Box::new(e));
     }
+    out.extend(gpus().into_iter().map(|c| Box::new(c) as Box<dyn Backend>));
     out
+}
+
+/// Each CUDA GPU present, opened; `SKIPPED: no CUDA GPU (<reason>)` printed once when
+/// there is none (a failure when `CONVNET_REQUIRE_GPU=1`, as .ci/gpu-check sets). A GPU
+/// that is present but does not open fails the test.
+pub fn gpus() -> Vec<Cuda> {
+    static SKIP: std::sync::Once = std::sync::Once::new();
+    let n = match Cuda::device_count() {
+        Ok(0) => Err("the driver reports no device".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.0),
+    };
+    match n {
+        Ok(n) => (0..n)
+            .map(|i| Cuda::open(i).unwrap_or_else(|e| panic!("CUDA device {i}: {e}")))
+            .collect(),
+        Err(why) if std::env::var("CONVNET_REQUIRE_GPU").as_deref() == Ok("1") => {
+            panic!("CONVNET_REQUIRE_GPU=1 but no CUDA GPU: {why}")
+        }
+        Err(why) => {
+            SKIP.call_once(|| eprintln!("SKIPPED: no CUDA GPU ({why})"));
+            Vec::new()
+        }
+    }
 }
 
 /// The emulation, or `None` with the reason (no C++ compiler) printed once.
@@ -185,6 +211,44 @@ impl Backend for Emu {
             )
         };
         Ok(())
+    }
+    /// Through the CPU port's product (`NvMatrix::add_product`), whose operand views
+    /// are the column-major ones cuBLAS reads (contiguous: leading dimensions as the
+    /// shapes give them).
+    fn gemm(&self, g: &Gemm, a: &DevBuf, b: &DevBuf, c: &DevBuf) -> Result<(), GpuError> {
+        g.check(a, b, c)?;
+        // op(X) of a column-major buffer: X itself if not transposed (column-major view),
+        // else the row-major view of the stored transpose.
+        fn view(
+            data: &[f32],
+            rows: usize,
+            cols: usize,
+            t: bool,
+            ld: usize,
+        ) -> Result<MatView<'_>, GpuError> {
+            let want = if t { cols } else { rows };
+            if ld != want && rows * cols > 0 {
+                return Err(GpuError(format!(
+                    "emulated gemm: leading dimension {ld}, not {want}"
+                )));
+            }
+            Ok(MatView::new(&data[..rows * cols], rows, cols, !t))
+        }
+        let (ad, bd) = (self.download(a)?, self.download(b)?);
+        let av = view(&ad, g.m, g.k, g.trans_a, g.lda)?;
+        let bv = view(&bd, g.k, g.n, g.trans_b, g.ldb)?;
+        if g.ldc != g.m {
+            return Err(GpuError(format!(
+                "emulated gemm: ldc {} for {} rows",
+                g.ldc, g.m
+            )));
+        }
+        let cd = self.download(c)?;
+        let mut cm = NvMatrix::from_vec(g.m, g.n, true, cd[..g.m * g.n].to_vec());
+        cm.add_product(av, bv, g.beta, g.alpha)
+            .map_err(|e| GpuError(e.to_string()))?;
+        let words: Vec<u32> = cm.data().iter().map(|x| x.to_bits()).collect();
+        self.write_words(c, 0, &words)
     }
     fn launch(
         &self,
