@@ -12,6 +12,7 @@
 //   where the CPU port uses mul_add (where nvcc fused the original); nothing else fuses.
 // - Fast intrinsics only through cc_expf, cc_logf, cc_powf and cc_fdividef: on the GPU
 //   the special-function unit (tier bounded), in the emulation the CPU port's rounding.
+//   Bits to float through cc_uint_as_float.
 #pragma once
 
 #ifndef CC_EMU
@@ -19,6 +20,8 @@ __device__ __forceinline__ float cc_expf(float x) { return __expf(x); }
 __device__ __forceinline__ float cc_logf(float x) { return __logf(x); }
 __device__ __forceinline__ float cc_powf(float x, float y) { return __powf(x, y); }
 __device__ __forceinline__ float cc_fdividef(float x, float y) { return __fdividef(x, y); }
+// A float from its IEEE bits.
+__device__ __forceinline__ float cc_uint_as_float(unsigned int b) { return __uint_as_float(b); }
 #endif
 
 // Grid-stride loop over outputs 0..n-1 (n an int, as the original's sizes).

@@ -22,6 +22,7 @@ static const cc_dim3 blockDim = {1, 1, 1};
 static const cc_dim3 gridDim = {1, 1, 1};
 
 static inline float cc_as_float(uint32_t b) { float f; __builtin_memcpy(&f, &b, 4); return f; }
+static inline float cc_uint_as_float(unsigned int b) { return cc_as_float(b); }
 // ex2.approx / lg2.approx, correctly rounded through double (intrinsics.rs).
 static inline float cc_ex2(float x) { return (float)std::exp2((double)x); }
 static inline float cc_lg2(float x) { return (float)std::log2((double)x); }

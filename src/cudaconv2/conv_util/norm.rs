@@ -68,6 +68,7 @@
 //! run at 1.6-2.5x and the undo kernels at 0.8-2x the time of a copy of the same
 //! bytes; with it at 6-9x and 2.3-4x (one thread, release build).
 
+use super::Dims;
 use crate::cudaconv2::{require, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
@@ -155,16 +156,16 @@ pub enum Undo2Add {
 
 /// `(numFilters, imgSize, imgPixels, numImages)` of an activation matrix.
 #[derive(Clone, Copy, Debug)]
-struct Geo {
-    nf: usize,
-    size: usize,
-    pixels: usize,
-    n: usize,
+pub(crate) struct Geo {
+    pub nf: usize,
+    pub size: usize,
+    pub pixels: usize,
+    pub n: usize,
 }
 
 /// `imgPixels = rows / numFilters`, `imgSize = int(sqrt(imgPixels))` and the
 /// original's asserts on them.
-fn geometry(function: &'static str, m: &NvMatrix, num_filters: usize) -> Result<Geo, ShapeError> {
+fn geometry(function: &'static str, m: &dyn Dims, num_filters: usize) -> Result<Geo, ShapeError> {
     require(num_filters > 0, function, "numFilters > 0")?;
     let pixels = m.rows() / num_filters;
     require(
@@ -326,6 +327,48 @@ fn forward_finish<'a>(
     }
 }
 
+/// The host checks of the forward normalisations: same-map (`cross_map_size` `None`:
+/// `numFilters % 16 == 0 || numFilters <= 8`) or cross-map (`Some(sizeF)`: `0 < sizeF
+/// <= numFilters`, `numFilters % 16 == 0`); `meanDiffs` is the images for the response
+/// forms.
+pub(crate) fn forward_checks(
+    function: &'static str,
+    images: &dyn Dims,
+    mean_diffs: &dyn Dims,
+    num_filters: usize,
+    cross_map_size: Option<usize>,
+) -> Result<Geo, ShapeError> {
+    let g = geometry(function, images, num_filters)?;
+    require(
+        mean_diffs.same_dims(images),
+        function,
+        "meanDiffs.isSameDims(images)",
+    )?;
+    if let Some(size_f) = cross_map_size {
+        require(
+            size_f > 0 && size_f <= num_filters,
+            function,
+            "sizeF > 0 && sizeF <= numFilters",
+        )?;
+    }
+    require(!mean_diffs.is_trans(), function, "!meanDiffs.isTrans()")?;
+    require(!images.is_trans(), function, "!images.isTrans()")?;
+    if cross_map_size.is_some() {
+        require(
+            num_filters.is_multiple_of(16),
+            function,
+            "numFilters % 16 == 0",
+        )?;
+    } else {
+        require(
+            num_filters.is_multiple_of(16) || num_filters <= 8,
+            function,
+            "numFilters % 16 == 0 || numFilters <= 8",
+        )?;
+    }
+    Ok(g)
+}
+
 /// Shared body of `convContrastNorm` (same-map forward).
 #[allow(clippy::too_many_arguments)]
 fn spatial_forward(
@@ -339,20 +382,8 @@ fn spatial_forward(
     add_scale: f32,
     pow_scale: f32,
 ) -> Result<(), ShapeError> {
-    let g = geometry(function, images, num_filters)?;
     let md = mean_diffs.unwrap_or(images);
-    require(
-        md.same_dims(images),
-        function,
-        "meanDiffs.isSameDims(images)",
-    )?;
-    require(!md.is_trans(), function, "!meanDiffs.isTrans()")?;
-    require(!images.is_trans(), function, "!images.isTrans()")?;
-    require(
-        num_filters.is_multiple_of(16) || num_filters <= 8,
-        function,
-        "numFilters % 16 == 0 || numFilters <= 8",
-    )?;
+    let g = forward_checks(function, images, md, num_filters, None)?;
     target.resize_like(images);
     denoms.resize_like(images);
     let finish = forward_finish(
@@ -555,25 +586,8 @@ fn cross_map_forward(
     min_div: f32,
     blocked: bool,
 ) -> Result<(), ShapeError> {
-    let g = geometry(function, images, num_filters)?;
     let md = mean_diffs.unwrap_or(images);
-    require(
-        md.same_dims(images),
-        function,
-        "meanDiffs.isSameDims(images)",
-    )?;
-    require(
-        size_f > 0 && size_f <= num_filters,
-        function,
-        "sizeF > 0 && sizeF <= numFilters",
-    )?;
-    require(!md.is_trans(), function, "!meanDiffs.isTrans()")?;
-    require(!images.is_trans(), function, "!images.isTrans()")?;
-    require(
-        num_filters.is_multiple_of(16),
-        function,
-        "numFilters % 16 == 0",
-    )?;
+    let g = forward_checks(function, images, md, num_filters, Some(size_f))?;
     target.resize_like(images);
     denoms.resize_like(images);
     let finish = forward_finish(
@@ -601,19 +615,17 @@ enum UndoWrite {
     },
 }
 
-/// The checks shared by the undo functions and the prelims (`kRNormUndoPrelims`):
-/// `acts := __fdividef((-2 * addScale * powScale * outGrads) * acts, denoms)`.
+/// The host checks of the undo functions (`cross_map_size`: `Some(sizeF)` for the
+/// cross-map one).
 #[allow(clippy::too_many_arguments)]
-fn undo_setup(
+pub(crate) fn undo_checks(
     function: &'static str,
-    out_grads: &NvMatrix,
-    denoms: &NvMatrix,
-    inputs: &NvMatrix,
-    acts: &mut NvMatrix,
-    target: &mut NvMatrix,
+    out_grads: &dyn Dims,
+    denoms: &dyn Dims,
+    inputs: &dyn Dims,
+    acts: &dyn Dims,
+    target: &dyn Dims,
     num_filters: usize,
-    add_scale: f32,
-    pow_scale: f32,
     cross_map_size: Option<usize>,
 ) -> Result<Geo, ShapeError> {
     let g = geometry(function, out_grads, num_filters)?;
@@ -646,10 +658,38 @@ fn undo_setup(
         function,
         "numFilters % 16 == 0",
     )?;
+    Ok(g)
+}
+
+/// The checks shared by the undo functions ([`undo_checks`]) and the prelims
+/// (`kRNormUndoPrelims`): `acts := __fdividef((-2 * addScale * powScale * outGrads) *
+/// acts, denoms)`.
+#[allow(clippy::too_many_arguments)]
+fn undo_setup(
+    function: &'static str,
+    out_grads: &NvMatrix,
+    denoms: &NvMatrix,
+    inputs: &NvMatrix,
+    acts: &mut NvMatrix,
+    target: &mut NvMatrix,
+    num_filters: usize,
+    add_scale: f32,
+    pow_scale: f32,
+    cross_map_size: Option<usize>,
+) -> Result<Geo, ShapeError> {
+    let g = undo_checks(
+        function,
+        out_grads,
+        denoms,
+        inputs,
+        acts,
+        target,
+        num_filters,
+        cross_map_size,
+    )?;
     target.resize_like(out_grads);
 
-    // kRNormUndoPrelims<128, 4>; the scale is formed on the host in float.
-    let scale = -2.0f32 * add_scale * pow_scale;
+    let scale = undo_prelims_scale(add_scale, pow_scale);
     let (og, den) = (out_grads.data(), denoms.data());
     let len = acts.len();
     let out = SharedOut::new(acts.data_mut());
@@ -663,6 +703,11 @@ fn undo_setup(
         }
     });
     Ok(g)
+}
+
+/// The scale of `kRNormUndoPrelims<128, 4>`, formed on the host in float.
+pub(crate) fn undo_prelims_scale(add_scale: f32, pow_scale: f32) -> f32 {
+    -2.0f32 * add_scale * pow_scale
 }
 
 /// `__fdividef(x, y)` as [`crate::nvmatrix::intrinsics::fdividef`], written without branches so that
@@ -796,11 +841,7 @@ pub fn conv_response_norm_undo_with(
         pow_scale,
         None,
     )?;
-    let plain = scale_targets == 0.0 && scale_output == 1.0;
-    let add = match (response_norm_undo_kernel(num_filters, size_x), undo2) {
-        (ResponseNormUndoKernel::RNormUndo2, Undo2Add::AsOriginal) => plain,
-        _ => !plain,
-    };
+    let add = response_norm_undo_add(num_filters, size_x, scale_targets, scale_output, undo2);
     let mode = if add {
         UndoWrite::Accumulate {
             scale_targets,
@@ -820,6 +861,22 @@ pub fn conv_response_norm_undo_with(
     );
     spatial_pass::<false>(acts.data(), g, size_x, Window::Reverse, finish);
     Ok(())
+}
+
+/// The `add` flag `convResponseNormUndo` gives its main kernel: `!(scaleTargets == 0 &&
+/// scaleOutput == 1)`, inverted for `kRNormUndo2` unless `undo2` fixes it ([`Undo2Add`]).
+pub(crate) fn response_norm_undo_add(
+    num_filters: usize,
+    size_x: usize,
+    scale_targets: f32,
+    scale_output: f32,
+    undo2: Undo2Add,
+) -> bool {
+    let plain = scale_targets == 0.0 && scale_output == 1.0;
+    match (response_norm_undo_kernel(num_filters, size_x), undo2) {
+        (ResponseNormUndoKernel::RNormUndo2, Undo2Add::AsOriginal) => plain,
+        _ => !plain,
+    }
 }
 
 /// `convContrastNormUndo(outGrads, denoms, meanDiffs, acts, target, numFilters,
@@ -922,13 +979,13 @@ pub fn conv_response_norm_cross_map_undo(
     Ok(())
 }
 
-/// The asserts shared by `convTICA` and `convTICAGrad` (all checked before anything
-/// is written); resizes `target` when `scaleTarget == 0`.
-fn tica_setup(
+/// The asserts shared by `convTICA` and `convTICAGrad`, all checked before anything
+/// is written; the target's dims only when `scaleTarget != 0`.
+pub(crate) fn tica_checks(
     function: &'static str,
-    images: &NvMatrix,
-    ticas: Option<&NvMatrix>,
-    target: &mut NvMatrix,
+    images: &dyn Dims,
+    ticas: Option<&dyn Dims>,
+    target: &dyn Dims,
     num_filters: usize,
     size_x: usize,
     scale_target: f32,
@@ -958,6 +1015,28 @@ fn tica_setup(
     // "TEMPORARY" asserts of the original: only the manyfilter kernel exists.
     require(num_filters > 8, function, "numFilters > 8")?;
     require(size_x < 6, function, "sizeX < 6")?;
+    Ok(g)
+}
+
+/// [`tica_checks`], then resizes `target` when `scaleTarget == 0`.
+fn tica_setup(
+    function: &'static str,
+    images: &NvMatrix,
+    ticas: Option<&NvMatrix>,
+    target: &mut NvMatrix,
+    num_filters: usize,
+    size_x: usize,
+    scale_target: f32,
+) -> Result<Geo, ShapeError> {
+    let g = tica_checks(
+        function,
+        images,
+        ticas.map(|t| t as &dyn Dims),
+        target,
+        num_filters,
+        size_x,
+        scale_target,
+    )?;
     if scale_target == 0.0 {
         target.resize_like(images);
     }
@@ -1082,17 +1161,8 @@ pub fn normalize_local_weights(
     num_modules: usize,
     norm: f32,
 ) -> Result<(), ShapeError> {
-    let function = "normalizeLocalWeights";
+    let per = local_weights_checks(weights, num_modules)?;
     let nf = weights.cols();
-    require(num_modules > 0, function, "numModules > 0")?;
-    let per = weights.rows() / num_modules;
-    require(
-        num_modules * per == weights.rows(),
-        function,
-        "numModules * weightsPerFilter == getNumRows()",
-    )?;
-    require(!weights.is_trans(), function, "!weights.isTrans()")?;
-    require(nf.is_multiple_of(16), function, "numFilters % 16 == 0")?;
     let out = SharedOut::new(weights.data_mut());
     for_each_task(num_modules, |m| {
         // SAFETY: each task owns one module's rows.
@@ -1116,6 +1186,26 @@ pub fn normalize_local_weights(
         }
     });
     Ok(())
+}
+
+/// The host checks of `normalizeLocalWeights`; returns the weights per filter and
+/// module.
+pub(crate) fn local_weights_checks(
+    weights: &dyn Dims,
+    num_modules: usize,
+) -> Result<usize, ShapeError> {
+    let function = "normalizeLocalWeights";
+    let nf = weights.cols();
+    require(num_modules > 0, function, "numModules > 0")?;
+    let per = weights.rows() / num_modules;
+    require(
+        num_modules * per == weights.rows(),
+        function,
+        "numModules * weightsPerFilter == getNumRows()",
+    )?;
+    require(!weights.is_trans(), function, "!weights.isTrans()")?;
+    require(nf.is_multiple_of(16), function, "numFilters % 16 == 0")?;
+    Ok(per)
 }
 
 /// `__powf` for many arguments at once, bit-identical to [`crate::nvmatrix::intrinsics::powf`] and

@@ -29,6 +29,7 @@
 //! "Exact" covers every non-NaN result; a NaN result is NaN here too, but its payload
 //! is the CPU's (the GPU returns 0x7FFFFFFF for any NaN result).
 
+use super::Dims;
 use crate::cudaconv2::{require, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
@@ -325,10 +326,10 @@ fn lanes<const L: usize>(v: &[f32], off: usize) -> &[f32; L] {
 
 /// Checks of `convLocalPool` (and of the inferred `convLocalRandomPool`); returns
 /// `(imgSize, numImages)`.
-fn check_local_pool(
+pub(crate) fn check_local_pool(
     function: &'static str,
-    images: &NvMatrix,
-    target: &NvMatrix,
+    images: &dyn Dims,
+    target: &dyn Dims,
     num_filters: usize,
 ) -> Result<(usize, usize), ShapeError> {
     // The original divides by numFilters; 0 would be a division by zero.
@@ -502,40 +503,17 @@ fn write_lanes<const L: usize>(d: &mut [f32; L], acc: &[f32; L], add: bool, st: 
     }
 }
 
-/// `convLocalMaxUndo(images, maxGrads, maxActs, target, subsX, startX, strideX,
-/// outputsX, scaleTargets, scaleOutput)` (conv_util.cu), kernel `kLocalMaxUndo<4, 32,
-/// ipt, 2, add, ccb>` ([`local_max_undo_variant`]). Tier: **exact**.
-///
-/// For every image pixel `p` of every filter and image: `prod = 0`, then, when `p` is
-/// in the covered range `[startX, startX + strideX*(outputsX-1) + subsX)` in both
-/// axes, over the covering outputs (rows `my` ascending, then columns `mx`):
-/// `prod = fma(maxGrad, (img == maxAct) ? 1 : 0, prod)` (so a NaN or infinite gradient
-/// of a window whose maximum is elsewhere still poisons the sum as `0*inf`, as on the
-/// GPU). Pixels outside the covered range get 0. `target` is always resized to the
-/// images; with `add = !(scaleTargets == 0 && scaleOutput == 1)` it becomes
-/// `scaleTargets*target + scaleOutput*prod` (reading the target even when
-/// `scaleTargets == 0`, so `0*inf` there gives NaN as on the GPU; a freshly resized
-/// target reads as zeros here, uninitialised memory in the original), else `prod`.
-/// The no-scale overload of the original is `(0, 1)`.
-///
-/// Host asserts become `Err(ShapeError)`: `maxGrads.getNumRows() == numFilters*outputs`
-/// and `maxGrads.getNumCols() == numImages`, `images.getNumRows() ==
-/// numFilters*imgPixels`, square images, no transposed matrix, `maxGrads` and
-/// `maxActs` the same size, `numFilters % 16 == 0`, `strideX <= subsX`; also
-/// `outputsX > 0`, `numFilters > 0` and `strideX > 0`, which the original divides by.
-#[allow(clippy::too_many_arguments)]
-pub fn conv_local_max_undo(
-    images: &NvMatrix,
-    max_grads: &NvMatrix,
-    max_acts: &NvMatrix,
-    target: &mut NvMatrix,
+/// The host checks of `convLocalMaxUndo` (see [`conv_local_max_undo`]); returns
+/// `(imgSize, numFilters)`.
+pub(crate) fn max_undo_checks(
+    images: &dyn Dims,
+    max_grads: &dyn Dims,
+    max_acts: &dyn Dims,
+    target: &dyn Dims,
     subs_x: usize,
-    start_x: i32,
     stride_x: usize,
     outputs_x: usize,
-    scale_targets: f32,
-    scale_output: f32,
-) -> Result<(), ShapeError> {
+) -> Result<(usize, usize), ShapeError> {
     const F: &str = "convLocalMaxUndo";
     let outputs = outputs_x * outputs_x;
     require(outputs > 0, F, "outputsX > 0")?;
@@ -576,6 +554,48 @@ pub fn conv_local_max_undo(
     require(num_filters.is_multiple_of(16), F, "numFilters % 16 == 0")?;
     require(stride_x <= subs_x, F, "strideX <= subsX")?;
     require(stride_x > 0, F, "strideX > 0")?;
+    Ok((img_size, num_filters))
+}
+
+/// `convLocalMaxUndo(images, maxGrads, maxActs, target, subsX, startX, strideX,
+/// outputsX, scaleTargets, scaleOutput)` (conv_util.cu), kernel `kLocalMaxUndo<4, 32,
+/// ipt, 2, add, ccb>` ([`local_max_undo_variant`]). Tier: **exact**.
+///
+/// For every image pixel `p` of every filter and image: `prod = 0`, then, when `p` is
+/// in the covered range `[startX, startX + strideX*(outputsX-1) + subsX)` in both
+/// axes, over the covering outputs (rows `my` ascending, then columns `mx`):
+/// `prod = fma(maxGrad, (img == maxAct) ? 1 : 0, prod)` (so a NaN or infinite gradient
+/// of a window whose maximum is elsewhere still poisons the sum as `0*inf`, as on the
+/// GPU). Pixels outside the covered range get 0. `target` is always resized to the
+/// images; with `add = !(scaleTargets == 0 && scaleOutput == 1)` it becomes
+/// `scaleTargets*target + scaleOutput*prod` (reading the target even when
+/// `scaleTargets == 0`, so `0*inf` there gives NaN as on the GPU; a freshly resized
+/// target reads as zeros here, uninitialised memory in the original), else `prod`.
+/// The no-scale overload of the original is `(0, 1)`.
+///
+/// Host asserts become `Err(ShapeError)`: `maxGrads.getNumRows() == numFilters*outputs`
+/// and `maxGrads.getNumCols() == numImages`, `images.getNumRows() ==
+/// numFilters*imgPixels`, square images, no transposed matrix, `maxGrads` and
+/// `maxActs` the same size, `numFilters % 16 == 0`, `strideX <= subsX`; also
+/// `outputsX > 0`, `numFilters > 0` and `strideX > 0`, which the original divides by.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_local_max_undo(
+    images: &NvMatrix,
+    max_grads: &NvMatrix,
+    max_acts: &NvMatrix,
+    target: &mut NvMatrix,
+    subs_x: usize,
+    start_x: i32,
+    stride_x: usize,
+    outputs_x: usize,
+    scale_targets: f32,
+    scale_output: f32,
+) -> Result<(), ShapeError> {
+    let (img_size, num_filters) = max_undo_checks(
+        images, max_grads, max_acts, target, subs_x, stride_x, outputs_x,
+    )?;
+    let outputs = outputs_x * outputs_x;
+    let n = images.cols();
     target.resize(images.rows(), n);
     let add = local_max_undo_variant(n, scale_targets, scale_output).add;
     let (imgs, grads, acts) = (images.data(), max_grads.data(), max_acts.data());
@@ -648,6 +668,32 @@ pub fn conv_local_max_undo(
     Ok(())
 }
 
+/// The host checks of `convLocalAvgUndo` (see [`conv_local_avg_undo`]); returns
+/// `numFilters`.
+pub(crate) fn avg_undo_checks(
+    avg_grads: &dyn Dims,
+    target: &dyn Dims,
+    subs_x: usize,
+    stride_x: usize,
+    outputs_x: usize,
+) -> Result<usize, ShapeError> {
+    const F: &str = "convLocalAvgUndo";
+    let outputs = outputs_x * outputs_x;
+    require(outputs > 0, F, "outputsX > 0")?;
+    let num_filters = avg_grads.rows() / outputs;
+    require(
+        avg_grads.rows() == num_filters * outputs,
+        F,
+        "avgGrads.getNumRows() == numFilters * outputs",
+    )?;
+    require(!target.is_trans(), F, "!target.isTrans()")?;
+    require(!avg_grads.is_trans(), F, "!avgGrads.isTrans()")?;
+    require(num_filters.is_multiple_of(16), F, "numFilters % 16 == 0")?;
+    require(stride_x <= subs_x, F, "strideX <= subsX")?;
+    require(stride_x > 0, F, "strideX > 0")?;
+    Ok(num_filters)
+}
+
 /// `convLocalAvgUndo(avgGrads, target, subsX, startX, strideX, outputsX, imgSize,
 /// scaleTargets, scaleOutput)` (conv_util.cu), kernel `kLocalAvgUndo<4, 32, ipt, 4,
 /// add, ccb>` ([`local_avg_undo_variant`]). Tier: **exact**.
@@ -677,22 +723,10 @@ pub fn conv_local_avg_undo(
     scale_targets: f32,
     scale_output: f32,
 ) -> Result<(), ShapeError> {
-    const F: &str = "convLocalAvgUndo";
+    let num_filters = avg_undo_checks(avg_grads, target, subs_x, stride_x, outputs_x)?;
     let n = avg_grads.cols();
     let outputs = outputs_x * outputs_x;
-    require(outputs > 0, F, "outputsX > 0")?;
     let img_pixels = img_size * img_size;
-    let num_filters = avg_grads.rows() / outputs;
-    require(
-        avg_grads.rows() == num_filters * outputs,
-        F,
-        "avgGrads.getNumRows() == numFilters * outputs",
-    )?;
-    require(!target.is_trans(), F, "!target.isTrans()")?;
-    require(!avg_grads.is_trans(), F, "!avgGrads.isTrans()")?;
-    require(num_filters.is_multiple_of(16), F, "numFilters % 16 == 0")?;
-    require(stride_x <= subs_x, F, "strideX <= subsX")?;
-    require(stride_x > 0, F, "strideX > 0")?;
     target.resize(num_filters * img_pixels, n);
     let add = local_avg_undo_variant(n, scale_targets, scale_output).add;
     let grads = avg_grads.data();
