@@ -1115,6 +1115,7 @@ pub fn conv_gaussian_blur(
 /// ([`crate::cudaconv2::conv_util::util::conv_gaussian_blur_in_place`]): blurred into a
 /// scratch buffer (the scaled write reading the original pixels), then copied back
 /// (`util_copy`). Tier: **exact**.
+#[allow(clippy::too_many_arguments)]
 pub fn conv_gaussian_blur_in_place(
     b: &dyn Backend,
     images: &DevBuf,
