@@ -64,7 +64,7 @@
 //! that the test profile's opt-level 2 also vectorises them).
 
 use super::lanes::F32x8 as V8;
-use super::{require, ShapeError};
+use super::{require, MatShape, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
 
@@ -185,11 +185,11 @@ pub fn conv_filter_acts(
     scale_targets: f32,
     scale_output: f32,
 ) -> Result<(), ShapeError> {
-    filter_acts(
+    filter_acts_plan(
         "convFilterActs",
-        images,
-        filters,
-        targets,
+        images.into(),
+        filters.into(),
+        (&*targets).into(),
         img_size_y,
         num_modules_y,
         num_modules_x,
@@ -200,7 +200,9 @@ pub fn conv_filter_acts(
         scale_targets,
         scale_output,
         true,
-    )
+    )?
+    .run_cpu(images, filters, targets);
+    Ok(())
 }
 
 /// `localFilterActs(...)`: as [`conv_filter_acts`] with one filter bank per module
@@ -220,11 +222,11 @@ pub fn local_filter_acts(
     scale_targets: f32,
     scale_output: f32,
 ) -> Result<(), ShapeError> {
-    filter_acts(
+    filter_acts_plan(
         "localFilterActs",
-        images,
-        filters,
-        targets,
+        images.into(),
+        filters.into(),
+        (&*targets).into(),
         img_size_y,
         num_modules_y,
         num_modules_x,
@@ -235,7 +237,9 @@ pub fn local_filter_acts(
         scale_targets,
         scale_output,
         false,
-    )
+    )?
+    .run_cpu(images, filters, targets);
+    Ok(())
 }
 
 /// `convFilterActsSparse(images, filters, targets, dColorIndices, imgSizeY, numModulesY,
@@ -260,11 +264,11 @@ pub fn conv_filter_acts_sparse(
     scale_targets: f32,
     scale_output: f32,
 ) -> Result<(), ShapeError> {
-    filter_acts_sparse(
+    filter_acts_sparse_plan(
         "convFilterActsSparse",
-        images,
-        filters,
-        targets,
+        images.into(),
+        filters.into(),
+        (&*targets).into(),
         color_indices,
         img_size_y,
         num_modules_y,
@@ -277,7 +281,9 @@ pub fn conv_filter_acts_sparse(
         scale_targets,
         scale_output,
         true,
-    )
+    )?
+    .run_cpu(images, filters, targets);
+    Ok(())
 }
 
 /// `localFilterActsSparse(...)`: [`conv_filter_acts_sparse`] with one filter bank per
@@ -299,11 +305,11 @@ pub fn local_filter_acts_sparse(
     scale_targets: f32,
     scale_output: f32,
 ) -> Result<(), ShapeError> {
-    filter_acts_sparse(
+    filter_acts_sparse_plan(
         "localFilterActsSparse",
-        images,
-        filters,
-        targets,
+        images.into(),
+        filters.into(),
+        (&*targets).into(),
         color_indices,
         img_size_y,
         num_modules_y,
@@ -316,50 +322,85 @@ pub fn local_filter_acts_sparse(
         scale_targets,
         scale_output,
         false,
-    )
+    )?
+    .run_cpu(images, filters, targets);
+    Ok(())
 }
 
-/// Where the image colour of filter colour `c` of group `g` comes from.
-#[derive(Clone, Copy)]
-enum Colors<'a> {
-    /// `g*numFilterColors + c` (colour and sparse kernels).
-    Grouped,
-    /// `colorIndices[g*numFilterColors + c]` (sparse_random kernel).
-    Indices(&'a [i32]),
+/// A call after the host asserts: the shapes, the variant's colour grouping and the
+/// image colour of every filter colour. The CPU port runs it ([`Launch`]); the CUDA
+/// launch (`crate::cuda::launch::conv`) passes it to the `filter_acts` kernel.
+pub(crate) struct FilterActsPlan {
+    pub num_images: usize,
+    pub num_filters: usize,
+    pub img_size_y: usize,
+    pub img_size_x: usize,
+    pub filter_size: usize,
+    pub padding_start: i64,
+    pub module_stride: usize,
+    pub num_modules_y: usize,
+    pub num_modules_x: usize,
+    pub num_filter_colors: usize,
+    pub num_groups: usize,
+    /// Colours per shared-memory stage: `numColors` (colour kernel) or `colorCache`.
+    pub color_group: usize,
+    /// Image colour of filter colour `c` of group `g`, at `g*numFilterColors + c`:
+    /// `g*numFilterColors + c` (colour and sparse kernels) or `colorIndices[..]`
+    /// (sparse_random kernel).
+    pub colors: Vec<usize>,
+    pub conv: bool,
+    pub scale_targets: f32,
+    pub scale_output: f32,
 }
 
-/// Everything a kernel launch needs, after the host asserts.
+impl FilterActsPlan {
+    pub(crate) fn num_modules(&self) -> usize {
+        self.num_modules_y * self.num_modules_x
+    }
+
+    fn filters_per_group(&self) -> usize {
+        self.num_filters / self.num_groups
+    }
+
+    /// Runs the call on the CPU: resizes `targets` when not scaling, then computes.
+    fn run_cpu(&self, images: &NvMatrix, filters: &NvMatrix, targets: &mut NvMatrix) {
+        if self.scale_targets == 0.0 {
+            targets.resize(self.num_filters * self.num_modules(), self.num_images);
+        }
+        let launch = Launch {
+            plan: self,
+            images: images.data(),
+            filters: filters.data(),
+            img_stride: images.stride(),
+        };
+        launch.run(targets.data_mut());
+    }
+}
+
+/// A plan with its data: what the CPU kernel reads.
 struct Launch<'a> {
+    plan: &'a FilterActsPlan,
     images: &'a [f32],
     filters: &'a [f32],
-    num_images: usize,
-    num_filters: usize,
-    img_size_y: usize,
-    img_size_x: usize,
-    filter_size: usize,
-    padding_start: i64,
-    module_stride: usize,
-    num_modules_y: usize,
-    num_modules_x: usize,
     img_stride: usize,
-    num_filter_colors: usize,
-    num_groups: usize,
-    /// Colours per shared-memory stage: `numColors` (colour kernel) or `colorCache`.
-    color_group: usize,
-    colors: Colors<'a>,
-    conv: bool,
-    scale_targets: f32,
-    scale_output: f32,
+}
+
+impl std::ops::Deref for Launch<'_> {
+    type Target = FilterActsPlan;
+    fn deref(&self) -> &FilterActsPlan {
+        self.plan
+    }
 }
 
 /// The checks `_filterActs` and `_filterActsSparse` share after their own: filter size,
-/// padding coverage, orientation; then the target's size (resized when not scaling).
+/// padding coverage, orientation; then the target's size when scaling (the caller
+/// resizes it otherwise).
 #[allow(clippy::too_many_arguments)]
 fn common_asserts(
     function: &'static str,
-    images: &NvMatrix,
-    filters: &NvMatrix,
-    targets: &mut NvMatrix,
+    images: MatShape,
+    filters: MatShape,
+    targets: MatShape,
     num_filter_colors: usize,
     num_modules_y: usize,
     num_modules_x: usize,
@@ -376,7 +417,7 @@ fn common_asserts(
         function,
         "numModules > 0 and numFilterColors > 0 (the original divides by them)",
     )?;
-    let filter_pixels = filters.rows() / (filter_module_mult * num_filter_colors);
+    let filter_pixels = filters.rows / (filter_module_mult * num_filter_colors);
     let filter_size = (filter_pixels as f64).sqrt() as usize;
     require(
         filter_size * filter_size == filter_pixels,
@@ -384,7 +425,7 @@ fn common_asserts(
         "filterSize * filterSize == filterPixels",
     )?;
     require(
-        filters.rows() == filter_module_mult * num_filter_colors * filter_pixels,
+        filters.rows == filter_module_mult * num_filter_colors * filter_pixels,
         function,
         "filters.getNumRows() == filterModuleMult * numFilterColors * filterPixels",
     )?;
@@ -409,26 +450,24 @@ fn common_asserts(
         function,
         "moduleStride <= filterSize",
     )?;
-    require(!images.is_trans(), function, "!images.isTrans()")?;
-    require(!filters.is_trans(), function, "!filters.isTrans()")?;
-    require(!targets.is_trans(), function, "!targets.isTrans()")?;
+    require(!images.trans, function, "!images.isTrans()")?;
+    require(!filters.trans, function, "!filters.isTrans()")?;
+    require(!targets.trans, function, "!targets.isTrans()")?;
     // filters.isContiguous() and targets.isContiguous(): our matrices always are.
     require(
-        num_modules > 0 && images.cols() > 0,
+        num_modules > 0 && images.cols > 0,
         function,
         "numModules > 0 and numImages > 0 (the original's launch of an empty grid fails)",
     )?;
-    let num_filters = filters.cols();
-    if scale_targets == 0.0 {
-        targets.resize(num_filters * num_modules, images.cols());
-    } else {
+    let num_filters = filters.cols;
+    if scale_targets != 0.0 {
         require(
-            targets.rows() == num_filters * num_modules,
+            targets.rows == num_filters * num_modules,
             function,
             "targets.getNumRows() == numFilters * numModules",
         )?;
         require(
-            targets.cols() == images.cols(),
+            targets.cols == images.cols,
             function,
             "targets.getNumCols() == numImages",
         )?;
@@ -436,14 +475,14 @@ fn common_asserts(
     Ok(filter_size)
 }
 
-/// `_filterActs`: the host asserts and the launch of the colour (`<= 3` colours) or
+/// `_filterActs`: the host asserts and the choice of the colour (`<= 3` colours) or
 /// sparse kernel.
 #[allow(clippy::too_many_arguments)]
-fn filter_acts(
+pub(crate) fn filter_acts_plan(
     function: &'static str,
-    images: &NvMatrix,
-    filters: &NvMatrix,
-    targets: &mut NvMatrix,
+    images: MatShape,
+    filters: MatShape,
+    targets: MatShape,
     img_size_y: usize,
     num_modules_y: usize,
     num_modules_x: usize,
@@ -454,16 +493,16 @@ fn filter_acts(
     scale_targets: f32,
     scale_output: f32,
     conv: bool,
-) -> Result<(), ShapeError> {
+) -> Result<FilterActsPlan, ShapeError> {
     require(
         num_groups > 0 && num_img_colors > 0 && img_size_y > 0,
         function,
         "numGroups > 0, numImgColors > 0 and imgSizeY > 0 (the original divides by them)",
     )?;
     let num_filter_colors = num_img_colors / num_groups;
-    let num_filters = filters.cols();
+    let num_filters = filters.cols;
     let num_modules = num_modules_y * num_modules_x;
-    let img_pixels = images.rows() / num_img_colors;
+    let img_pixels = images.rows / num_img_colors;
     let img_size_x = img_pixels / img_size_y;
     let filter_module_mult = if conv { 1 } else { num_modules };
     require(
@@ -487,7 +526,7 @@ fn filter_acts(
         "numImgColors % numGroups == 0",
     )?;
     require(
-        images.rows() == img_pixels * num_img_colors,
+        images.rows == img_pixels * num_img_colors,
         function,
         "images.getNumRows() == imgPixels * numImgColors",
     )?;
@@ -512,7 +551,7 @@ fn filter_acts(
         scale_targets,
     )?;
     let variant = filter_acts_variant(
-        images.cols(),
+        images.cols,
         num_img_colors,
         num_filters / num_groups,
         scale_targets,
@@ -522,10 +561,8 @@ fn filter_acts(
         Kernel::Color(c) => c,
         _ => COLOR_CACHE,
     };
-    let launch = Launch {
-        images: images.data(),
-        filters: filters.data(),
-        num_images: images.cols(),
+    Ok(FilterActsPlan {
+        num_images: images.cols,
         num_filters,
         img_size_y,
         img_size_x,
@@ -534,26 +571,23 @@ fn filter_acts(
         module_stride,
         num_modules_y,
         num_modules_x,
-        img_stride: images.stride(),
         num_filter_colors,
         num_groups,
         color_group,
-        colors: Colors::Grouped,
+        colors: (0..num_groups * num_filter_colors).collect(),
         conv,
         scale_targets,
         scale_output,
-    };
-    launch.run(targets.data_mut());
-    Ok(())
+    })
 }
 
-/// `_filterActsSparse`: the host asserts and the launch of the sparse_random kernel.
+/// `_filterActsSparse`: the host asserts of the sparse_random kernel.
 #[allow(clippy::too_many_arguments)]
-fn filter_acts_sparse(
+pub(crate) fn filter_acts_sparse_plan(
     function: &'static str,
-    images: &NvMatrix,
-    filters: &NvMatrix,
-    targets: &mut NvMatrix,
+    images: MatShape,
+    filters: MatShape,
+    targets: MatShape,
     color_indices: &[i32],
     img_size_y: usize,
     num_modules_y: usize,
@@ -566,15 +600,15 @@ fn filter_acts_sparse(
     scale_targets: f32,
     scale_output: f32,
     conv: bool,
-) -> Result<(), ShapeError> {
+) -> Result<FilterActsPlan, ShapeError> {
     require(
         num_img_colors > 0 && num_filter_colors > 0 && img_size_y > 0,
         function,
         "numImgColors > 0, numFilterColors > 0 and imgSizeY > 0 (the original divides by them)",
     )?;
-    let num_filters = filters.cols();
+    let num_filters = filters.cols;
     let num_modules = num_modules_y * num_modules_x;
-    let img_pixels = images.rows() / num_img_colors;
+    let img_pixels = images.rows / num_img_colors;
     let img_size_x = img_pixels / img_size_y;
     let filter_module_mult = if conv { 1 } else { num_modules };
     require(num_groups > 1, function, "numGroups > 1")?;
@@ -604,7 +638,7 @@ fn filter_acts_sparse(
         "imgSizeY * imgSizeX == imgPixels",
     )?;
     require(
-        images.rows() == img_pixels * num_img_colors,
+        images.rows == img_pixels * num_img_colors,
         function,
         "images.getNumRows() == imgPixels * numImgColors",
     )?;
@@ -632,10 +666,8 @@ fn filter_acts_sparse(
         filter_module_mult,
         scale_targets,
     )?;
-    let launch = Launch {
-        images: images.data(),
-        filters: filters.data(),
-        num_images: images.cols(),
+    Ok(FilterActsPlan {
+        num_images: images.cols,
         num_filters,
         img_size_y,
         img_size_x,
@@ -644,17 +676,14 @@ fn filter_acts_sparse(
         module_stride,
         num_modules_y,
         num_modules_x,
-        img_stride: images.stride(),
         num_filter_colors,
         num_groups,
         color_group: COLOR_CACHE,
-        colors: Colors::Indices(color_indices),
+        colors: color_indices.iter().map(|&c| c as usize).collect(),
         conv,
         scale_targets,
         scale_output,
-    };
-    launch.run(targets.data_mut());
-    Ok(())
+    })
 }
 
 /// One term of an output's sum: the image row (element offset of the row's first
@@ -683,20 +712,9 @@ fn all_finite(v: &[f32]) -> bool {
 }
 
 impl Launch<'_> {
-    fn num_modules(&self) -> usize {
-        self.num_modules_y * self.num_modules_x
-    }
-
-    fn filters_per_group(&self) -> usize {
-        self.num_filters / self.num_groups
-    }
-
     /// Image colour of filter colour `c` in group `g`.
     fn image_color(&self, g: usize, c: usize) -> usize {
-        match self.colors {
-            Colors::Grouped => g * self.num_filter_colors + c,
-            Colors::Indices(ix) => ix[g * self.num_filter_colors + c] as usize,
-        }
+        self.colors[g * self.num_filter_colors + c]
     }
 
     /// The terms of module `m`, group `g` in the kernel's order, zero-product terms

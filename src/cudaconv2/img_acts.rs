@@ -50,7 +50,7 @@
 #![allow(clippy::manual_is_multiple_of)]
 
 use super::lanes::F32x8 as V8;
-use super::{divup, require, ShapeError};
+use super::{divup, require, MatShape, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
 
@@ -212,17 +212,19 @@ pub fn conv_img_acts(
         padding_start,
         module_stride,
     };
-    img_acts(
-        hid_acts,
-        filters,
-        targets,
+    img_acts_plan(
+        hid_acts.into(),
+        filters.into(),
+        (&*targets).into(),
         geo,
         num_img_colors,
         num_groups,
         scale_targets,
         scale_output,
         true,
-    )
+    )?
+    .run_cpu(hid_acts, filters, targets);
+    Ok(())
 }
 
 /// `localImgActs(...)`: as [`conv_img_acts`] with unshared filters
@@ -251,17 +253,19 @@ pub fn local_img_acts(
         padding_start,
         module_stride,
     };
-    img_acts(
-        hid_acts,
-        filters,
-        targets,
+    img_acts_plan(
+        hid_acts.into(),
+        filters.into(),
+        (&*targets).into(),
         geo,
         num_img_colors,
         num_groups,
         scale_targets,
         scale_output,
         false,
-    )
+    )?
+    .run_cpu(hid_acts, filters, targets);
+    Ok(())
 }
 
 /// `convImgActsSparse(hidActs, filters, targets, dColorIndices, imgSizeY, imgSizeX,
@@ -316,10 +320,10 @@ pub fn conv_img_acts_sparse(
         padding_start,
         module_stride,
     };
-    img_acts_sparse(
-        hid_acts,
-        filters,
-        targets,
+    img_acts_sparse_plan(
+        hid_acts.into(),
+        filters.into(),
+        (&*targets).into(),
         color_indices,
         geo,
         num_img_colors,
@@ -328,7 +332,9 @@ pub fn conv_img_acts_sparse(
         scale_targets,
         scale_output,
         true,
-    )
+    )?
+    .run_cpu(hid_acts, filters, targets);
+    Ok(())
 }
 
 /// `localImgActsSparse(...)`: as [`conv_img_acts_sparse`] with unshared filters.
@@ -358,10 +364,10 @@ pub fn local_img_acts_sparse(
         padding_start,
         module_stride,
     };
-    img_acts_sparse(
-        hid_acts,
-        filters,
-        targets,
+    img_acts_sparse_plan(
+        hid_acts.into(),
+        filters.into(),
+        (&*targets).into(),
         color_indices,
         geo,
         num_img_colors,
@@ -370,63 +376,65 @@ pub fn local_img_acts_sparse(
         scale_targets,
         scale_output,
         false,
-    )
+    )?
+    .run_cpu(hid_acts, filters, targets);
+    Ok(())
 }
 
 /// The caller's geometry arguments.
 #[derive(Clone, Copy)]
-struct Geometry {
-    img_size_y: usize,
-    img_size_x: usize,
-    num_modules_y: usize,
-    padding_start: i32,
-    module_stride: usize,
+pub(crate) struct Geometry {
+    pub img_size_y: usize,
+    pub img_size_x: usize,
+    pub num_modules_y: usize,
+    pub padding_start: i32,
+    pub module_stride: usize,
 }
 
 /// Sizes derived and checked by the host code (shared part of `_imgActs` and
 /// `_imgActsSparse`).
 #[derive(Clone, Copy)]
-struct Dims {
-    num_images: usize,
-    num_filters: usize,
-    num_modules: usize,
-    modules_x: usize,
-    modules_y: usize,
-    filter_size: usize,
-    filter_pixels: usize,
-    img_x: usize,
-    img_pixels: usize,
-    padding_start: isize,
-    stride: usize,
-    num_filter_colors: usize,
-    filters_per_group: usize,
-    conv: bool,
+pub(crate) struct Dims {
+    pub num_images: usize,
+    pub num_filters: usize,
+    pub num_modules: usize,
+    pub modules_x: usize,
+    pub modules_y: usize,
+    pub filter_size: usize,
+    pub filter_pixels: usize,
+    pub img_x: usize,
+    pub img_pixels: usize,
+    pub padding_start: isize,
+    pub stride: usize,
+    pub num_filter_colors: usize,
+    pub filters_per_group: usize,
+    pub conv: bool,
 }
 
 /// The derivations and asserts the two host functions share, in the original's terms.
 #[allow(clippy::too_many_arguments)]
 fn derive_dims(
     function: &'static str,
-    hid_acts: &NvMatrix,
-    filters: &NvMatrix,
-    targets: &NvMatrix,
+    hid_acts: MatShape,
+    filters: MatShape,
+    targets: MatShape,
     geo: Geometry,
     num_filter_colors: usize,
     num_groups: usize,
     conv: bool,
 ) -> Result<Dims, ShapeError> {
     // Divisions the original performs before its asserts (a zero divisor there is a crash).
-    let num_images = hid_acts.cols();
-    let num_filters = filters.cols();
+    let num_images = hid_acts.cols;
+    let num_filters = filters.cols;
     require(num_filters > 0, function, "numFilters > 0")?;
-    let num_modules = hid_acts.rows() / num_filters;
+    let num_modules = hid_acts.rows / num_filters;
     let module_mult = if conv { 1 } else { num_modules };
     require(
         module_mult * num_filter_colors > 0,
         function,
         "filterModuleMult * numFilterColors > 0",
     )?;
-    let filter_pixels = filters.rows() / (module_mult * num_filter_colors);
+    let filter_pixels = filters.rows / (module_mult * num_filter_colors);
     let filter_size = (filter_pixels as f64).sqrt() as usize;
     require(geo.num_modules_y > 0, function, "numModulesY > 0")?;
     let modules_x = num_modules / geo.num_modules_y;
@@ -442,12 +450,12 @@ fn derive_dims(
         "filterPixels == filterSize * filterSize",
     )?;
     require(
-        hid_acts.rows() == num_modules * num_filters,
+        hid_acts.rows == num_modules * num_filters,
         function,
         "hidActs.getNumRows() == numModules * numFilters",
     )?;
     require(
-        filters.rows() == module_mult * num_filter_colors * filter_pixels,
+        filters.rows == module_mult * num_filter_colors * filter_pixels,
         function,
         "filters.getNumRows() == filterModuleMult * numFilterColors * filterPixels",
     )?;
@@ -456,9 +464,9 @@ fn derive_dims(
         function,
         "numModules == numModulesY * numModulesX",
     )?;
-    require(!hid_acts.is_trans(), function, "!hidActs.isTrans()")?;
-    require(!filters.is_trans(), function, "!filters.isTrans()")?;
-    require(!targets.is_trans(), function, "!targets.isTrans()")?;
+    require(!hid_acts.trans, function, "!hidActs.isTrans()")?;
+    require(!filters.trans, function, "!filters.isTrans()")?;
+    require(!targets.trans, function, "!targets.isTrans()")?;
     let pad = geo.padding_start as i64;
     let (stride, fs) = (geo.module_stride as i64, filter_size as i64);
     require(pad <= 0, function, "paddingStart <= 0")?;
@@ -498,19 +506,19 @@ fn derive_dims(
     })
 }
 
-/// `_imgActs`.
+/// `_imgActs`: the host asserts and the variant's checks.
 #[allow(clippy::too_many_arguments)]
-fn img_acts(
-    hid_acts: &NvMatrix,
-    filters: &NvMatrix,
-    targets: &mut NvMatrix,
+pub(crate) fn img_acts_plan(
+    hid_acts: MatShape,
+    filters: MatShape,
+    targets: MatShape,
     geo: Geometry,
     num_img_colors: usize,
     num_groups: usize,
     scale_targets: f32,
     scale_output: f32,
     conv: bool,
-) -> Result<(), ShapeError> {
+) -> Result<ImgActsPlan, ShapeError> {
     let function = if conv { "convImgActs" } else { "localImgActs" };
     require(num_groups > 0, function, "numGroups > 0")?;
     let num_filter_colors = num_img_colors / num_groups;
@@ -557,58 +565,40 @@ fn img_acts(
         )?;
     }
     let rows = num_img_colors * d.img_pixels;
-    if scale_targets == 0.0 {
-        targets.resize(rows, d.num_images);
-    } else {
+    if scale_targets != 0.0 {
         require(
-            targets.rows() == rows,
+            targets.rows == rows,
             function,
             "targets.getNumRows() == numImgColors * imgPixels",
         )?;
         require(
-            targets.cols() == d.num_images,
+            targets.cols == d.num_images,
             function,
             "targets.getNumCols() == numImages",
         )?;
     }
-    // Colour blocks: consecutive filter colours of one group; output colour = group *
-    // numFilterColors + filter colour.
-    let mut jobs = Vec::new();
-    for g in 0..num_groups {
-        for (fc, n) in color_blocks(num_filter_colors) {
-            let mut out = [0; COLOR_BLOCK];
-            for (c, o) in out.iter_mut().enumerate().take(n) {
-                *o = g * num_filter_colors + fc + c;
-            }
-            jobs.push(ColorJob {
-                slice: 0,
-                group: g,
-                fc0: fc,
-                n,
-                out_colors: out,
-            });
-        }
-    }
-    run(
-        hid_acts.data(),
-        filters.data(),
-        targets,
-        &d,
+    // One slice of all groups; output colour = group * numFilterColors + filter colour.
+    Ok(ImgActsPlan {
+        d,
         num_img_colors,
-        &jobs,
-        None,
+        rows,
+        slices: 1,
+        groups_per_slice: num_groups,
+        groups_per_sample: 0,
+        colors: (0..num_groups * num_filter_colors).collect(),
+        regions: None,
         scale_targets,
         scale_output,
-    );
-    Ok(())
+    })
 }
 
-/// `_imgActsSparse`.
+/// `_imgActsSparse`: the host asserts, the variant's checks and the slices its grid
+/// writes.
 #[allow(clippy::too_many_arguments)]
-fn img_acts_sparse(
-    hid_acts: &NvMatrix,
-    filters: &NvMatrix,
-    targets: &mut NvMatrix,
+pub(crate) fn img_acts_sparse_plan(
+    hid_acts: MatShape,
+    filters: MatShape,
+    targets: MatShape,
     color_indices: &[i32],
     geo: Geometry,
     num_img_colors: usize,
@@ -617,7 +607,7 @@ fn img_acts_sparse(
     scale_targets: f32,
     scale_output: f32,
     conv: bool,
-) -> Result<(), ShapeError> {
+) -> Result<ImgActsPlan, ShapeError> {
     let function = if conv {
         "convImgActsSparse"
     } else {
@@ -670,12 +660,12 @@ fn img_acts_sparse(
     let rows = over_sample * num_img_colors * d.img_pixels;
     if scale_targets != 0.0 {
         require(
-            targets.rows() == rows,
+            targets.rows == rows,
             function,
             "targets.getNumRows() == overSample * numImgColors * imgPixels",
         )?;
         require(
-            targets.cols() == d.num_images,
+            targets.cols == d.num_images,
             function,
             "targets.getNumCols() == numImages",
         )?;
@@ -687,15 +677,27 @@ fn img_acts_sparse(
         "dColorIndices holds numGroups * numFilterColors entries",
     )?;
 
+    let colors = color_indices[..num_groups * num_filter_colors]
+        .iter()
+        .map(|&c| c as usize)
+        .collect();
+    let mut plan = ImgActsPlan {
+        d,
+        num_img_colors,
+        rows,
+        slices: 0,
+        groups_per_slice: num_img_colors / num_filter_colors, // = numGroups / overSample
+        groups_per_sample: 0,
+        colors,
+        regions: None,
+        scale_targets,
+        scale_output,
+    };
     if d.img_pixels == 0 || d.num_images == 0 {
-        if scale_targets == 0.0 {
-            targets.resize(rows, d.num_images);
-        }
-        return Ok(()); // nothing to compute (the original's empty grid fails to launch)
+        return Ok(plan); // nothing to compute (the original's empty grid fails to launch)
     }
     // The slices the kernel's grid writes, with their groups (the region-count quirk of
     // the mediumcolor kernel; see conv_img_acts_sparse).
-    let groups_per_colour_set = num_img_colors / num_filter_colors; // = numGroups / overSample
     let regions = match variant.kernel {
         ImgActsKernel::MediumColorSparseRand => {
             let rx = divup(geo.img_size_x, 4);
@@ -729,70 +731,109 @@ fn img_acts_sparse(
         function,
         "DIVUP(imgSizeY,4) <= DIVUP(imgSizeX,4) (img_acts_mediumcolor_sparse_rand assumes square images and would write past the targets)",
     )?;
-    let mut jobs = Vec::new();
     for s in 0..slices {
         let mut seen = vec![false; num_img_colors];
-        for cg in 0..groups_per_colour_set {
+        for cg in 0..plan.groups_per_slice {
             let g = cg + s * groups_per_sample;
             require(
                 g < num_groups,
                 function,
                 "DIVUP(imgSizeY,4) == DIVUP(imgSizeX,4) (img_acts_mediumcolor_sparse_rand assumes square images and would read a group past numGroups)",
             )?;
-            for (fc, n) in color_blocks(num_filter_colors) {
-                let mut out = [0; COLOR_BLOCK];
-                for (c, o) in out.iter_mut().enumerate().take(n) {
-                    let ci = color_indices[g * num_filter_colors + fc + c];
-                    require(
-                        ci >= 0 && (ci as usize) < num_img_colors,
-                        function,
-                        "0 <= dColorIndices[i] < numImgColors",
-                    )?;
-                    require(
-                        !seen[ci as usize],
-                        function,
-                        "each image colour at most once per overSample slice in dColorIndices",
-                    )?;
-                    seen[ci as usize] = true;
-                    *o = ci as usize;
-                }
-                jobs.push(ColorJob {
-                    slice: s,
-                    group: g,
-                    fc0: fc,
-                    n,
-                    out_colors: out,
-                });
+            for &ci in &color_indices[g * num_filter_colors..(g + 1) * num_filter_colors] {
+                require(
+                    ci >= 0 && (ci as usize) < num_img_colors,
+                    function,
+                    "0 <= dColorIndices[i] < numImgColors",
+                )?;
+                require(
+                    !seen[ci as usize],
+                    function,
+                    "each image colour at most once per overSample slice in dColorIndices",
+                )?;
+                seen[ci as usize] = true;
             }
         }
     }
-    // (Checked before touching the targets, so that an `Err` leaves them as they were.)
-    if scale_targets == 0.0 {
-        targets.resize(rows, d.num_images);
+    plan.slices = slices;
+    plan.groups_per_sample = groups_per_sample;
+    plan.regions = regions;
+    Ok(plan)
+}
+
+/// A call after the host asserts: what every variant computes (see the module doc).
+/// Slice `s` of the targets receives groups `cg + s*groupsPerSample` for `cg <
+/// groupsPerSlice`; filter colour `c` of group `g` goes to image colour
+/// `colors[g*numFilterColors + c]`. The CPU port runs it ([`Self::run_cpu`]); the CUDA
+/// launch (`crate::cuda::launch::conv`) passes it to the `img_acts` kernel.
+pub(crate) struct ImgActsPlan {
+    pub d: Dims,
+    pub num_img_colors: usize,
+    /// Target rows: `[overSample *] numImgColors * imgPixels`.
+    pub rows: usize,
+    /// Target slices computed (the dense forms: 1).
+    pub slices: usize,
+    pub groups_per_slice: usize,
+    pub groups_per_sample: usize,
+    pub colors: Vec<usize>,
+    /// The region arithmetic of `img_acts_mediumcolor_sparse_rand`, when it is the kernel.
+    pub regions: Option<RegionQuirk>,
+    pub scale_targets: f32,
+    pub scale_output: f32,
+}
+
+impl ImgActsPlan {
+    /// The colour blocks ([`color_blocks`]) of every group of every slice.
+    fn jobs(&self) -> Vec<ColorJob> {
+        let nfc = self.d.num_filter_colors;
+        let mut jobs = Vec::new();
+        for slice in 0..self.slices {
+            for cg in 0..self.groups_per_slice {
+                let group = cg + slice * self.groups_per_sample;
+                for (fc0, n) in color_blocks(nfc) {
+                    let mut out_colors = [0; COLOR_BLOCK];
+                    out_colors[..n].copy_from_slice(&self.colors[group * nfc + fc0..][..n]);
+                    jobs.push(ColorJob {
+                        slice,
+                        group,
+                        fc0,
+                        n,
+                        out_colors,
+                    });
+                }
+            }
+        }
+        jobs
     }
-    run(
-        hid_acts.data(),
-        filters.data(),
-        targets,
-        &d,
-        num_img_colors,
-        &jobs,
-        regions,
-        scale_targets,
-        scale_output,
-    );
-    Ok(())
+
+    /// Runs the call on the CPU: resizes `targets` when not scaling, then computes.
+    fn run_cpu(&self, hid_acts: &NvMatrix, filters: &NvMatrix, targets: &mut NvMatrix) {
+        if self.scale_targets == 0.0 {
+            targets.resize(self.rows, self.d.num_images);
+        }
+        run(
+            hid_acts.data(),
+            filters.data(),
+            targets,
+            &self.d,
+            self.num_img_colors,
+            &self.jobs(),
+            self.regions,
+            self.scale_targets,
+            self.scale_output,
+        );
+    }
 }
 
 /// The block-to-region arithmetic of `img_acts_mediumcolor_sparse_rand`.
 #[derive(Clone, Copy)]
-struct RegionQuirk {
+pub(crate) struct RegionQuirk {
     /// `numRegionsX = DIVUP(imgSizeX, 4)`.
-    regions_x: usize,
+    pub regions_x: usize,
     /// The kernel's `numRegions = numRegionsX * numRegionsX`.
-    kernel_regions: usize,
+    pub kernel_regions: usize,
     /// The host's `gridDim.y = overSample * DIVUP(imgSizeY,4) * DIVUP(imgSizeX,4)`.
-    grid_rows: usize,
+    pub grid_rows: usize,
 }
 
 impl RegionQuirk {

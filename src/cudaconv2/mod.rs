@@ -15,7 +15,28 @@ pub mod lanes;
 pub mod shapes;
 pub mod weight_acts;
 
+use crate::nvmatrix::NvMatrix;
 use std::fmt;
+
+/// A matrix's shape as the host asserts read it (`getNumRows()`, `getNumCols()`,
+/// `isTrans()`): of an [`NvMatrix`], or of a device matrix (`crate::cuda::launch`), so
+/// that the CPU port and the CUDA launches run the same checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatShape {
+    pub rows: usize,
+    pub cols: usize,
+    pub trans: bool,
+}
+
+impl From<&NvMatrix> for MatShape {
+    fn from(m: &NvMatrix) -> MatShape {
+        MatShape {
+            rows: m.rows(),
+            cols: m.cols(),
+            trans: m.is_trans(),
+        }
+    }
+}
 
 /// A host-side assertion of the original failed: the shapes do not fit the kernel.
 /// (The original aborts; we return this and the caller reports it.)

@@ -72,7 +72,7 @@
 #![allow(clippy::manual_is_multiple_of)]
 
 use super::lanes::F32x8 as F8;
-use super::{divup, require, ShapeError};
+use super::{divup, require, MatShape, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
 use std::fmt;
@@ -245,17 +245,19 @@ pub fn conv_weight_acts(
         module_stride,
         num_img_colors,
     };
-    weight_acts(
-        images,
-        hid_acts,
-        targets,
+    weight_acts_plan(
+        images.into(),
+        hid_acts.into(),
+        (&*targets).into(),
         &a,
         Colours::Grouped { num_groups },
         partial_sum,
         scale_targets,
         scale_output,
         "convWeightActs",
-    )
+    )?
+    .run_cpu(images, hid_acts, targets);
+    Ok(())
 }
 
 /// `localWeightActs(images, hidActs, targets, imgSizeY, numModulesY, numModulesX,
@@ -287,17 +289,19 @@ pub fn local_weight_acts(
         module_stride,
         num_img_colors,
     };
-    weight_acts(
-        images,
-        hid_acts,
-        targets,
+    weight_acts_plan(
+        images.into(),
+        hid_acts.into(),
+        (&*targets).into(),
         &a,
         Colours::Grouped { num_groups },
         1,
         scale_targets,
         scale_output,
         "localWeightActs",
-    )
+    )?
+    .run_cpu(images, hid_acts, targets);
+    Ok(())
 }
 
 /// `convWeightActsSparse(images, hidActs, targets, dColorIndices, imgSizeY,
@@ -339,17 +343,19 @@ pub fn conv_weight_acts_sparse(
         num_filter_colors,
         num_groups,
     };
-    weight_acts(
-        images,
-        hid_acts,
-        targets,
+    weight_acts_plan(
+        images.into(),
+        hid_acts.into(),
+        (&*targets).into(),
         &a,
         c,
         partial_sum,
         scale_targets,
         scale_output,
         "convWeightActsSparse",
-    )
+    )?
+    .run_cpu(images, hid_acts, targets);
+    Ok(())
 }
 
 /// `localWeightActsSparse(...)` with scale arguments: [`conv_weight_acts_sparse`] with
@@ -386,17 +392,19 @@ pub fn local_weight_acts_sparse(
         num_filter_colors,
         num_groups,
     };
-    weight_acts(
-        images,
-        hid_acts,
-        targets,
+    weight_acts_plan(
+        images.into(),
+        hid_acts.into(),
+        (&*targets).into(),
         &a,
         c,
         1,
         scale_targets,
         scale_output,
         "localWeightActsSparse",
-    )
+    )?
+    .run_cpu(images, hid_acts, targets);
+    Ok(())
 }
 
 /// The original's short overload `convWeightActsSparse(images, hidActs, targets,
@@ -481,19 +489,19 @@ pub fn local_weight_acts_sparse_short(
 }
 
 /// The geometry arguments common to all forms.
-struct Args {
-    img_size_y: usize,
-    num_modules_y: usize,
-    num_modules_x: usize,
-    filter_size: usize,
-    padding_start: i32,
-    module_stride: usize,
-    num_img_colors: usize,
+pub(crate) struct Args {
+    pub img_size_y: usize,
+    pub num_modules_y: usize,
+    pub num_modules_x: usize,
+    pub filter_size: usize,
+    pub padding_start: i32,
+    pub module_stride: usize,
+    pub num_img_colors: usize,
 }
 
 /// How filter colours map to image colours.
 #[derive(Clone, Copy)]
-enum Colours<'a> {
+pub(crate) enum Colours<'a> {
     /// `_weightActs`: group `g`'s colours are `g*numFilterColors ..`.
     Grouped { num_groups: usize },
     /// `_weightActsSparse`: `colorIndices[g][c]`.
@@ -505,30 +513,30 @@ enum Colours<'a> {
 }
 
 /// `_weightActs` and `_weightActsSparse`: the host asserts (in the original's order,
-/// as `Err`), the template choice, the resize, then the kernel.
+/// as `Err`) and the call's geometry.
 #[allow(clippy::too_many_arguments)]
-fn weight_acts(
-    images: &NvMatrix,
-    hid_acts: &NvMatrix,
-    targets: &mut NvMatrix,
+pub(crate) fn weight_acts_plan(
+    images: MatShape,
+    hid_acts: MatShape,
+    targets: MatShape,
     a: &Args,
     colours: Colours,
     partial_sum: usize,
     scale_targets: f32,
     scale_output: f32,
     function: &'static str,
-) -> Result<(), ShapeError> {
+) -> Result<WeightActsPlan, ShapeError> {
     let num_img_colors = a.num_img_colors;
     let num_modules = a.num_modules_y * a.num_modules_x;
     // Divisions the original performs before its asserts (a zero divisor crashes it).
     require(num_img_colors > 0, function, "numImgColors > 0")?;
     require(num_modules > 0, function, "numModulesY*numModulesX > 0")?;
     require(a.img_size_y > 0, function, "imgSizeY > 0")?;
-    let num_images = images.cols();
-    let img_stride = images.stride();
-    let img_pixels = images.rows() / num_img_colors;
+    let num_images = images.cols;
+    let img_stride = images.cols; // our matrices are contiguous
+    let img_pixels = images.rows / num_img_colors;
     let img_size_x = img_pixels / a.img_size_y;
-    let num_filters = hid_acts.rows() / num_modules;
+    let num_filters = hid_acts.rows / num_modules;
     let (num_groups, num_filter_colors, sparse) = match colours {
         Colours::Grouped { num_groups } => {
             require(num_groups > 0, function, "numGroups > 0")?;
@@ -591,7 +599,7 @@ fn weight_acts(
         "imgSizeY * imgSizeX == imgPixels",
     )?;
     require(
-        images.rows() == img_pixels * num_img_colors,
+        images.rows == img_pixels * num_img_colors,
         function,
         "images.getNumRows() == imgPixels * numImgColors",
     )?;
@@ -607,7 +615,7 @@ fn weight_acts(
         "numModules % partialSum == 0",
     )?;
     require(
-        hid_acts.cols() == num_images,
+        hid_acts.cols == num_images,
         function,
         "hidActs.getNumCols() == numImages",
     )?;
@@ -633,13 +641,13 @@ fn weight_acts(
         "moduleStride <= filterSize",
     )?;
     require(
-        num_modules * num_filters == hid_acts.rows(),
+        num_modules * num_filters == hid_acts.rows,
         function,
         "numModules * numFilters == hidActs.getNumRows()",
     )?;
-    require(!images.is_trans(), function, "!images.isTrans()")?;
-    require(!hid_acts.is_trans(), function, "!hidActs.isTrans()")?;
-    require(!targets.is_trans(), function, "!targets.isTrans()")?;
+    require(!images.trans, function, "!images.isTrans()")?;
+    require(!hid_acts.trans, function, "!hidActs.isTrans()")?;
+    require(!targets.trans, function, "!targets.isTrans()")?;
     if !sparse && num_filter_colors <= 3 {
         require(num_groups == 1, function, "numGroups == 1 (1-3 colours)")?;
     }
@@ -653,12 +661,12 @@ fn weight_acts(
     let scale = scale_targets != 0.0;
     if scale {
         require(
-            targets.rows() == out_rows,
+            targets.rows == out_rows,
             function,
             "targets.getNumRows() == (numModules/partialSum) * numFilterColors*filterPixels",
         )?;
         require(
-            targets.cols() == num_filters,
+            targets.cols == num_filters,
             function,
             "targets.getNumCols() == numFilters",
         )?;
@@ -683,9 +691,6 @@ fn weight_acts(
             indices.iter().map(|&i| i as usize).collect()
         }
     };
-    if !scale {
-        targets.resize(out_rows, num_filters);
-    }
     let g = Geometry {
         num_images,
         img_stride,
@@ -702,34 +707,61 @@ fn weight_acts(
         num_groups,
         partial_sum,
     };
-    run(
-        images.data(),
-        hid_acts.data(),
-        targets.data_mut(),
-        &g,
-        &colour_of,
+    Ok(WeightActsPlan {
+        g,
+        colour_of,
+        out_rows,
         scale_targets,
         scale_output,
-    );
-    Ok(())
+    })
+}
+
+/// A call after the host asserts. The CPU port runs it ([`Self::run_cpu`]); the CUDA
+/// launch (`crate::cuda::launch::conv`) passes it to the `weight_acts` kernel.
+pub(crate) struct WeightActsPlan {
+    pub g: Geometry,
+    /// Image colour of filter colour `c` of group `g`, at `g*numFilterColors + c`.
+    pub colour_of: Vec<usize>,
+    /// Target rows: `(numModules/partialSum) * numFilterColors * filterPixels`.
+    pub out_rows: usize,
+    pub scale_targets: f32,
+    pub scale_output: f32,
+}
+
+impl WeightActsPlan {
+    /// Runs the call on the CPU: resizes `targets` when not scaling, then computes.
+    fn run_cpu(&self, images: &NvMatrix, hid_acts: &NvMatrix, targets: &mut NvMatrix) {
+        if self.scale_targets == 0.0 {
+            targets.resize(self.out_rows, self.g.num_filters);
+        }
+        run(
+            images.data(),
+            hid_acts.data(),
+            targets.data_mut(),
+            &self.g,
+            &self.colour_of,
+            self.scale_targets,
+            self.scale_output,
+        );
+    }
 }
 
 /// Everything the kernel needs to know about the shapes.
-struct Geometry {
-    num_images: usize,
-    img_stride: usize,
-    img_pixels: usize,
-    img_size_y: usize,
-    img_size_x: usize,
-    num_filters: usize,
-    num_modules: usize,
-    num_modules_x: usize,
-    filter_size: usize,
-    padding_start: i64,
-    module_stride: usize,
-    num_filter_colors: usize,
-    num_groups: usize,
-    partial_sum: usize,
+pub(crate) struct Geometry {
+    pub num_images: usize,
+    pub img_stride: usize,
+    pub img_pixels: usize,
+    pub img_size_y: usize,
+    pub img_size_x: usize,
+    pub num_filters: usize,
+    pub num_modules: usize,
+    pub num_modules_x: usize,
+    pub filter_size: usize,
+    pub padding_start: i64,
+    pub module_stride: usize,
+    pub num_filter_colors: usize,
+    pub num_groups: usize,
+    pub partial_sum: usize,
 }
 
 /// Rows (filter colour, filter pixel) per register block.
