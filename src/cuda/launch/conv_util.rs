@@ -25,15 +25,14 @@ use crate::cudaconv2::conv_util::util::{
     bed_of_nails_checks, bed_of_nails_undo_checks, blur_shape, colour_shape, crop_checks,
     dequantize_checks, reflect_checks, resize_center_scale, resize_checks, Nails,
 };
-use crate::cudaconv2::conv_util::Shape;
-use crate::cudaconv2::{divup, ShapeError};
+use crate::cudaconv2::{divup, MatShape, ShapeError};
 
 fn shape_error(e: ShapeError) -> GpuError {
     GpuError(e.to_string())
 }
 
 /// The shape of `buf` as a row-major matrix of `cols` columns.
-fn mat(what: &str, buf: &DevBuf, cols: usize) -> Result<Shape, GpuError> {
+fn mat(what: &str, buf: &DevBuf, cols: usize) -> Result<MatShape, GpuError> {
     if cols == 0 || !buf.len().is_multiple_of(cols) {
         return Err(GpuError(format!(
             "{what}: {} words are not a matrix of {cols} columns",
@@ -46,9 +45,10 @@ fn mat(what: &str, buf: &DevBuf, cols: usize) -> Result<Shape, GpuError> {
             buf.len()
         )));
     }
-    Ok(Shape {
+    Ok(MatShape {
         rows: buf.len() / cols,
         cols,
+        trans: false,
     })
 }
 
@@ -113,7 +113,7 @@ fn pool_forward(
 ) -> Result<(), GpuError> {
     let im = mat(function, images, num_images)?;
     let tg = mat(function, target, num_images)?;
-    let (img_size, n) = check_local_pool(function, &im, &tg, num_filters).map_err(shape_error)?;
+    let (img_size, n) = check_local_pool(function, im, tg, num_filters).map_err(shape_error)?;
     let len = num_filters * outputs_x * outputs_x * n;
     expect_len(function, target, len)?;
     let mut params = vec![
@@ -220,7 +220,7 @@ pub fn conv_local_max_undo(
     let (im, mg) = (mat(F, images, num_images)?, mat(F, max_grads, num_images)?);
     let (ma, tg) = (mat(F, max_acts, num_images)?, mat(F, target, num_images)?);
     let (img_size, num_filters) =
-        max_undo_checks(&im, &mg, &ma, &tg, subs_x, stride_x, outputs_x).map_err(shape_error)?;
+        max_undo_checks(im, mg, ma, tg, subs_x, stride_x, outputs_x).map_err(shape_error)?;
     expect_len(F, target, images.len())?;
     let add = local_max_undo_variant(num_images, scale_targets, scale_output).add;
     run(
@@ -265,8 +265,7 @@ pub fn conv_local_avg_undo(
 ) -> Result<(), GpuError> {
     const F: &str = "convLocalAvgUndo";
     let (ag, tg) = (mat(F, avg_grads, num_images)?, mat(F, target, num_images)?);
-    let num_filters =
-        avg_undo_checks(&ag, &tg, subs_x, stride_x, outputs_x).map_err(shape_error)?;
+    let num_filters = avg_undo_checks(ag, tg, subs_x, stride_x, outputs_x).map_err(shape_error)?;
     let len = num_filters * img_size * img_size * num_images;
     expect_len(F, target, len)?;
     let add = local_avg_undo_variant(num_images, scale_targets, scale_output).add;
@@ -322,7 +321,7 @@ fn norm_forward(
         mat(function, images, num_images)?,
         mat(function, mean_diffs, num_images)?,
     );
-    let g = forward_checks(function, &im, &md, num_filters, cross_map.map(|_| size))
+    let g = forward_checks(function, im, md, num_filters, cross_map.map(|_| size))
         .map_err(shape_error)?;
     expect_len(function, target, images.len())?;
     expect_len(function, denoms, images.len())?;
@@ -544,11 +543,11 @@ fn norm_undo(
     );
     let g = undo_checks(
         function,
-        &og,
-        &de,
-        &inp,
-        &ac,
-        &tg,
+        og,
+        de,
+        inp,
+        ac,
+        tg,
         num_filters,
         cross_map.map(|_| size),
     )
@@ -762,8 +761,7 @@ pub fn conv_tica(
 ) -> Result<(), GpuError> {
     const F: &str = "convTICA";
     let (im, tg) = (mat(F, images, num_images)?, mat(F, target, num_images)?);
-    let g =
-        tica_checks(F, &im, None, &tg, num_filters, size_x, scale_target).map_err(shape_error)?;
+    let g = tica_checks(F, im, None, tg, num_filters, size_x, scale_target).map_err(shape_error)?;
     expect_len(F, target, images.len())?;
     let [nf, sz, n] = geo_params(g)?;
     run(
@@ -800,8 +798,8 @@ pub fn conv_tica_grad(
     const F: &str = "convTICAGrad";
     let (im, ti) = (mat(F, images, num_images)?, mat(F, ticas, num_images)?);
     let tg = mat(F, target, num_images)?;
-    let g = tica_checks(F, &im, Some(&ti), &tg, num_filters, size_x, scale_target)
-        .map_err(shape_error)?;
+    let g =
+        tica_checks(F, im, Some(ti), tg, num_filters, size_x, scale_target).map_err(shape_error)?;
     expect_len(F, target, images.len())?;
     let [nf, sz, n] = geo_params(g)?;
     run(
@@ -834,7 +832,7 @@ pub fn normalize_local_weights(
     norm: f32,
 ) -> Result<(), GpuError> {
     let w = mat("normalizeLocalWeights", weights, num_filters)?;
-    let per = local_weights_checks(&w, num_modules).map_err(shape_error)?;
+    let per = local_weights_checks(w, num_modules).map_err(shape_error)?;
     run(
         b,
         "norm_local_weights",
@@ -905,8 +903,8 @@ pub fn conv_bed_of_nails(
     const F: &str = "convBedOfNails";
     let (im, tg) = (mat(F, images, num_images)?, mat(F, target, num_images)?);
     let g = bed_of_nails_checks(
-        &im,
-        &tg,
+        im,
+        tg,
         num_channels,
         img_size,
         start_x,
@@ -948,8 +946,8 @@ fn bed_of_nails_undo(
     const F: &str = "convBedOfNailsUndo";
     let (ag, tg) = (mat(F, acts_grad, num_images)?, mat(F, target, num_images)?);
     let g = bed_of_nails_undo_checks(
-        &ag,
-        &tg,
+        ag,
+        tg,
         num_channels,
         img_size,
         start_x,
@@ -1054,7 +1052,7 @@ fn blur_launch(
     const F: &str = "convGaussianBlur";
     let im = mat(F, images, num_images)?;
     let fl = mat(F, filter, filter.len().max(1))?;
-    let (radius, img_size) = blur_shape(&im, &fl, num_channels).map_err(shape_error)?;
+    let (radius, img_size) = blur_shape(im, fl, num_channels).map_err(shape_error)?;
     expect_len(F, target, images.len())?;
     run(
         b,
@@ -1162,7 +1160,7 @@ pub fn conv_resize_bilinear(
 ) -> Result<(), GpuError> {
     const F: &str = "convResizeBilinear";
     let (im, tg) = (mat(F, images, num_images)?, mat(F, target, num_images)?);
-    let num_channels = resize_checks(&im, &tg, img_size).map_err(shape_error)?;
+    let num_channels = resize_checks(im, tg, img_size).map_err(shape_error)?;
     let len = num_channels * tgt_size * tgt_size * num_images;
     expect_len(F, target, len)?;
     run(
@@ -1196,7 +1194,7 @@ fn colour_launch(
         mat(function, images, num_images)?,
         mat(function, target, num_images)?,
     );
-    let img_pixels = colour_shape(function, &im, &tg).map_err(shape_error)?;
+    let img_pixels = colour_shape(function, im, tg).map_err(shape_error)?;
     expect_len(function, target, images.len())?;
     let mut params = vec![
         target.param(),
@@ -1264,7 +1262,7 @@ pub fn conv_crop(
     const F: &str = "convCrop";
     let (im, tg) = (mat(F, imgs, num_images)?, mat(F, target, num_images)?);
     let num_channels =
-        crop_checks(&im, &tg, img_size, tgt_size, start_y, start_x).map_err(shape_error)?;
+        crop_checks(im, tg, img_size, tgt_size, start_y, start_x).map_err(shape_error)?;
     let len = num_channels * tgt_size * tgt_size * num_images;
     expect_len(F, target, len)?;
     run(
@@ -1296,7 +1294,7 @@ pub fn conv_reflect_horizontal(
 ) -> Result<(), GpuError> {
     const F: &str = "convReflectHorizontal";
     let im = mat(F, images, num_images)?;
-    let num_colors = reflect_checks(&im, img_size).map_err(shape_error)?;
+    let num_colors = reflect_checks(im, img_size).map_err(shape_error)?;
     expect_len(F, targets, images.len())?;
     run(
         b,

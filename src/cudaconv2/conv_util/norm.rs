@@ -68,8 +68,8 @@
 //! run at 1.6-2.5x and the undo kernels at 0.8-2x the time of a copy of the same
 //! bytes; with it at 6-9x and 2.3-4x (one thread, release build).
 
-use super::Dims;
-use crate::cudaconv2::{require, ShapeError};
+use super::{same_dims, shape_of};
+use crate::cudaconv2::{require, MatShape, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
 use std::ops::Range;
@@ -165,11 +165,11 @@ pub(crate) struct Geo {
 
 /// `imgPixels = rows / numFilters`, `imgSize = int(sqrt(imgPixels))` and the
 /// original's asserts on them.
-fn geometry(function: &'static str, m: &dyn Dims, num_filters: usize) -> Result<Geo, ShapeError> {
+fn geometry(function: &'static str, m: MatShape, num_filters: usize) -> Result<Geo, ShapeError> {
     require(num_filters > 0, function, "numFilters > 0")?;
-    let pixels = m.rows() / num_filters;
+    let pixels = m.rows / num_filters;
     require(
-        m.rows() == num_filters * pixels,
+        m.rows == num_filters * pixels,
         function,
         "getNumRows() == numFilters * imgPixels",
     )?;
@@ -186,7 +186,7 @@ fn geometry(function: &'static str, m: &dyn Dims, num_filters: usize) -> Result<
         nf: num_filters,
         size,
         pixels,
-        n: m.cols(),
+        n: m.cols,
     })
 }
 
@@ -333,14 +333,14 @@ fn forward_finish<'a>(
 /// forms.
 pub(crate) fn forward_checks(
     function: &'static str,
-    images: &dyn Dims,
-    mean_diffs: &dyn Dims,
+    images: MatShape,
+    mean_diffs: MatShape,
     num_filters: usize,
     cross_map_size: Option<usize>,
 ) -> Result<Geo, ShapeError> {
     let g = geometry(function, images, num_filters)?;
     require(
-        mean_diffs.same_dims(images),
+        same_dims(mean_diffs, images),
         function,
         "meanDiffs.isSameDims(images)",
     )?;
@@ -351,8 +351,8 @@ pub(crate) fn forward_checks(
             "sizeF > 0 && sizeF <= numFilters",
         )?;
     }
-    require(!mean_diffs.is_trans(), function, "!meanDiffs.isTrans()")?;
-    require(!images.is_trans(), function, "!images.isTrans()")?;
+    require(!mean_diffs.trans, function, "!meanDiffs.isTrans()")?;
+    require(!images.trans, function, "!images.isTrans()")?;
     if cross_map_size.is_some() {
         require(
             num_filters.is_multiple_of(16),
@@ -383,7 +383,7 @@ fn spatial_forward(
     pow_scale: f32,
 ) -> Result<(), ShapeError> {
     let md = mean_diffs.unwrap_or(images);
-    let g = forward_checks(function, images, md, num_filters, None)?;
+    let g = forward_checks(function, shape_of(images), shape_of(md), num_filters, None)?;
     target.resize_like(images);
     denoms.resize_like(images);
     let finish = forward_finish(
@@ -587,7 +587,13 @@ fn cross_map_forward(
     blocked: bool,
 ) -> Result<(), ShapeError> {
     let md = mean_diffs.unwrap_or(images);
-    let g = forward_checks(function, images, md, num_filters, Some(size_f))?;
+    let g = forward_checks(
+        function,
+        shape_of(images),
+        shape_of(md),
+        num_filters,
+        Some(size_f),
+    )?;
     target.resize_like(images);
     denoms.resize_like(images);
     let finish = forward_finish(
@@ -620,11 +626,11 @@ enum UndoWrite {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn undo_checks(
     function: &'static str,
-    out_grads: &dyn Dims,
-    denoms: &dyn Dims,
-    inputs: &dyn Dims,
-    acts: &dyn Dims,
-    target: &dyn Dims,
+    out_grads: MatShape,
+    denoms: MatShape,
+    inputs: MatShape,
+    acts: MatShape,
+    target: MatShape,
     num_filters: usize,
     cross_map_size: Option<usize>,
 ) -> Result<Geo, ShapeError> {
@@ -637,22 +643,22 @@ pub(crate) fn undo_checks(
         )?;
     }
     require(
-        denoms.same_dims(out_grads),
+        same_dims(denoms, out_grads),
         function,
         "denoms.isSameDims(outGrads)",
     )?;
-    require(acts.same_dims(denoms), function, "acts.isSameDims(denoms)")?;
+    require(same_dims(acts, denoms), function, "acts.isSameDims(denoms)")?;
     // Not asserted by the original (which would read out of bounds); ours.
     require(
-        inputs.same_dims(out_grads),
+        same_dims(inputs, out_grads),
         function,
         "inputs.isSameDims(outGrads)",
     )?;
-    require(!denoms.is_trans(), function, "!denoms.isTrans()")?;
-    require(!out_grads.is_trans(), function, "!outGrads.isTrans()")?;
-    require(!acts.is_trans(), function, "!acts.isTrans()")?;
-    require(!inputs.is_trans(), function, "!inputs.isTrans()")?;
-    require(!target.is_trans(), function, "!target.isTrans()")?;
+    require(!denoms.trans, function, "!denoms.isTrans()")?;
+    require(!out_grads.trans, function, "!outGrads.isTrans()")?;
+    require(!acts.trans, function, "!acts.isTrans()")?;
+    require(!inputs.trans, function, "!inputs.isTrans()")?;
+    require(!target.trans, function, "!target.isTrans()")?;
     require(
         num_filters.is_multiple_of(16),
         function,
@@ -679,11 +685,11 @@ fn undo_setup(
 ) -> Result<Geo, ShapeError> {
     let g = undo_checks(
         function,
-        out_grads,
-        denoms,
-        inputs,
-        acts,
-        target,
+        shape_of(out_grads),
+        shape_of(denoms),
+        shape_of(inputs),
+        shape_of(acts),
+        shape_of(target),
         num_filters,
         cross_map_size,
     )?;
@@ -983,15 +989,15 @@ pub fn conv_response_norm_cross_map_undo(
 /// is written; the target's dims only when `scaleTarget != 0`.
 pub(crate) fn tica_checks(
     function: &'static str,
-    images: &dyn Dims,
-    ticas: Option<&dyn Dims>,
-    target: &dyn Dims,
+    images: MatShape,
+    ticas: Option<MatShape>,
+    target: MatShape,
     num_filters: usize,
     size_x: usize,
     scale_target: f32,
 ) -> Result<Geo, ShapeError> {
     let g = geometry(function, images, num_filters)?;
-    require(!images.is_trans(), function, "!images.isTrans()")?;
+    require(!images.trans, function, "!images.isTrans()")?;
     require(
         num_filters.is_multiple_of(16) || num_filters <= 8,
         function,
@@ -999,15 +1005,15 @@ pub(crate) fn tica_checks(
     )?;
     if let Some(ticas) = ticas {
         require(
-            ticas.same_dims(images),
+            same_dims(ticas, images),
             function,
             "ticas.isSameDims(images)",
         )?;
-        require(!ticas.is_trans(), function, "!ticas.isTrans()")?;
+        require(!ticas.trans, function, "!ticas.isTrans()")?;
     }
     if scale_target != 0.0 {
         require(
-            target.same_dims(images),
+            same_dims(target, images),
             function,
             "target.isSameDims(images)",
         )?;
@@ -1030,9 +1036,9 @@ fn tica_setup(
 ) -> Result<Geo, ShapeError> {
     let g = tica_checks(
         function,
-        images,
-        ticas.map(|t| t as &dyn Dims),
-        target,
+        shape_of(images),
+        ticas.map(shape_of),
+        shape_of(target),
         num_filters,
         size_x,
         scale_target,
@@ -1161,7 +1167,7 @@ pub fn normalize_local_weights(
     num_modules: usize,
     norm: f32,
 ) -> Result<(), ShapeError> {
-    let per = local_weights_checks(weights, num_modules)?;
+    let per = local_weights_checks(shape_of(weights), num_modules)?;
     let nf = weights.cols();
     let out = SharedOut::new(weights.data_mut());
     for_each_task(num_modules, |m| {
@@ -1191,19 +1197,19 @@ pub fn normalize_local_weights(
 /// The host checks of `normalizeLocalWeights`; returns the weights per filter and
 /// module.
 pub(crate) fn local_weights_checks(
-    weights: &dyn Dims,
+    weights: MatShape,
     num_modules: usize,
 ) -> Result<usize, ShapeError> {
     let function = "normalizeLocalWeights";
-    let nf = weights.cols();
+    let nf = weights.cols;
     require(num_modules > 0, function, "numModules > 0")?;
-    let per = weights.rows() / num_modules;
+    let per = weights.rows / num_modules;
     require(
-        num_modules * per == weights.rows(),
+        num_modules * per == weights.rows,
         function,
         "numModules * weightsPerFilter == getNumRows()",
     )?;
-    require(!weights.is_trans(), function, "!weights.isTrans()")?;
+    require(!weights.trans, function, "!weights.isTrans()")?;
     require(nf.is_multiple_of(16), function, "numFilters % 16 == 0")?;
     Ok(per)
 }

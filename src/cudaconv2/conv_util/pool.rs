@@ -29,8 +29,8 @@
 //! "Exact" covers every non-NaN result; a NaN result is NaN here too, but its payload
 //! is the CPU's (the GPU returns 0x7FFFFFFF for any NaN result).
 
-use super::Dims;
-use crate::cudaconv2::{require, ShapeError};
+use super::{same_dims, shape_of};
+use crate::cudaconv2::{require, MatShape, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
 use crate::synthetic::SplitMix64;
@@ -328,15 +328,15 @@ fn lanes<const L: usize>(v: &[f32], off: usize) -> &[f32; L] {
 /// `(imgSize, numImages)`.
 pub(crate) fn check_local_pool(
     function: &'static str,
-    images: &dyn Dims,
-    target: &dyn Dims,
+    images: MatShape,
+    target: MatShape,
     num_filters: usize,
 ) -> Result<(usize, usize), ShapeError> {
     // The original divides by numFilters; 0 would be a division by zero.
     require(num_filters > 0, function, "numFilters > 0")?;
-    let img_pixels = images.rows() / num_filters;
+    let img_pixels = images.rows / num_filters;
     require(
-        images.rows() == num_filters * img_pixels,
+        images.rows == num_filters * img_pixels,
         function,
         "images.getNumRows() == numFilters * imgPixels",
     )?;
@@ -346,9 +346,9 @@ pub(crate) fn check_local_pool(
         function,
         "imgSize * imgSize == imgPixels",
     )?;
-    require(!images.is_trans(), function, "!images.isTrans()")?;
-    require(!target.is_trans(), function, "!target.isTrans()")?;
-    Ok((img_size, images.cols()))
+    require(!images.trans, function, "!images.isTrans()")?;
+    require(!target.trans, function, "!target.isTrans()")?;
+    Ok((img_size, images.cols))
 }
 
 /// `convLocalPool<Pooler>(images, target, numFilters, subsX, startX, strideX,
@@ -385,7 +385,12 @@ pub fn conv_local_pool<P: Pooler>(
     outputs_x: usize,
     pooler: P,
 ) -> Result<(), ShapeError> {
-    let (img_size, n) = check_local_pool("convLocalPool", images, target, num_filters)?;
+    let (img_size, n) = check_local_pool(
+        "convLocalPool",
+        shape_of(images),
+        shape_of(target),
+        num_filters,
+    )?;
     let outputs = outputs_x * outputs_x;
     target.resize(num_filters * outputs, n);
     let img_pixels = img_size * img_size;
@@ -506,10 +511,10 @@ fn write_lanes<const L: usize>(d: &mut [f32; L], acc: &[f32; L], add: bool, st: 
 /// The host checks of `convLocalMaxUndo` (see [`conv_local_max_undo`]); returns
 /// `(imgSize, numFilters)`.
 pub(crate) fn max_undo_checks(
-    images: &dyn Dims,
-    max_grads: &dyn Dims,
-    max_acts: &dyn Dims,
-    target: &dyn Dims,
+    images: MatShape,
+    max_grads: MatShape,
+    max_acts: MatShape,
+    target: MatShape,
     subs_x: usize,
     stride_x: usize,
     outputs_x: usize,
@@ -517,12 +522,12 @@ pub(crate) fn max_undo_checks(
     const F: &str = "convLocalMaxUndo";
     let outputs = outputs_x * outputs_x;
     require(outputs > 0, F, "outputsX > 0")?;
-    let n = images.cols();
-    let num_filters = max_grads.rows() / outputs;
+    let n = images.cols;
+    let num_filters = max_grads.rows / outputs;
     require(num_filters > 0, F, "numFilters > 0")?;
-    let img_pixels = images.rows() / num_filters;
+    let img_pixels = images.rows / num_filters;
     require(
-        images.rows() == num_filters * img_pixels,
+        images.rows == num_filters * img_pixels,
         F,
         "images.getNumRows() == numFilters * imgPixels",
     )?;
@@ -533,21 +538,17 @@ pub(crate) fn max_undo_checks(
         "imgSize * imgSize == imgPixels",
     )?;
     require(
-        max_grads.rows() == num_filters * outputs,
+        max_grads.rows == num_filters * outputs,
         F,
         "maxGrads.getNumRows() == numFilters * outputs",
     )?;
+    require(max_grads.cols == n, F, "maxGrads.getNumCols() == numImages")?;
+    require(!images.trans, F, "!images.isTrans()")?;
+    require(!target.trans, F, "!target.isTrans()")?;
+    require(!max_grads.trans, F, "!maxGrads.isTrans()")?;
+    require(!max_acts.trans, F, "!maxActs.isTrans()")?;
     require(
-        max_grads.cols() == n,
-        F,
-        "maxGrads.getNumCols() == numImages",
-    )?;
-    require(!images.is_trans(), F, "!images.isTrans()")?;
-    require(!target.is_trans(), F, "!target.isTrans()")?;
-    require(!max_grads.is_trans(), F, "!maxGrads.isTrans()")?;
-    require(!max_acts.is_trans(), F, "!maxActs.isTrans()")?;
-    require(
-        max_grads.same_dims(max_acts),
+        same_dims(max_grads, max_acts),
         F,
         "maxGrads.isSameDims(maxActs)",
     )?;
@@ -592,7 +593,13 @@ pub fn conv_local_max_undo(
     scale_output: f32,
 ) -> Result<(), ShapeError> {
     let (img_size, num_filters) = max_undo_checks(
-        images, max_grads, max_acts, target, subs_x, stride_x, outputs_x,
+        shape_of(images),
+        shape_of(max_grads),
+        shape_of(max_acts),
+        shape_of(target),
+        subs_x,
+        stride_x,
+        outputs_x,
     )?;
     let outputs = outputs_x * outputs_x;
     let n = images.cols();
@@ -671,8 +678,8 @@ pub fn conv_local_max_undo(
 /// The host checks of `convLocalAvgUndo` (see [`conv_local_avg_undo`]); returns
 /// `numFilters`.
 pub(crate) fn avg_undo_checks(
-    avg_grads: &dyn Dims,
-    target: &dyn Dims,
+    avg_grads: MatShape,
+    target: MatShape,
     subs_x: usize,
     stride_x: usize,
     outputs_x: usize,
@@ -680,14 +687,14 @@ pub(crate) fn avg_undo_checks(
     const F: &str = "convLocalAvgUndo";
     let outputs = outputs_x * outputs_x;
     require(outputs > 0, F, "outputsX > 0")?;
-    let num_filters = avg_grads.rows() / outputs;
+    let num_filters = avg_grads.rows / outputs;
     require(
-        avg_grads.rows() == num_filters * outputs,
+        avg_grads.rows == num_filters * outputs,
         F,
         "avgGrads.getNumRows() == numFilters * outputs",
     )?;
-    require(!target.is_trans(), F, "!target.isTrans()")?;
-    require(!avg_grads.is_trans(), F, "!avgGrads.isTrans()")?;
+    require(!target.trans, F, "!target.isTrans()")?;
+    require(!avg_grads.trans, F, "!avgGrads.isTrans()")?;
     require(num_filters.is_multiple_of(16), F, "numFilters % 16 == 0")?;
     require(stride_x <= subs_x, F, "strideX <= subsX")?;
     require(stride_x > 0, F, "strideX > 0")?;
@@ -723,7 +730,13 @@ pub fn conv_local_avg_undo(
     scale_targets: f32,
     scale_output: f32,
 ) -> Result<(), ShapeError> {
-    let num_filters = avg_undo_checks(avg_grads, target, subs_x, stride_x, outputs_x)?;
+    let num_filters = avg_undo_checks(
+        shape_of(avg_grads),
+        shape_of(target),
+        subs_x,
+        stride_x,
+        outputs_x,
+    )?;
     let n = avg_grads.cols();
     let outputs = outputs_x * outputs_x;
     let img_pixels = img_size * img_size;
@@ -842,7 +855,12 @@ pub fn conv_local_random_pool(
     outputs_x: usize,
     seed: u64,
 ) -> Result<(), ShapeError> {
-    let (img_size, n) = check_local_pool("convLocalRandomPool", images, target, num_filters)?;
+    let (img_size, n) = check_local_pool(
+        "convLocalRandomPool",
+        shape_of(images),
+        shape_of(target),
+        num_filters,
+    )?;
     let outputs = outputs_x * outputs_x;
     target.resize(num_filters * outputs, n);
     let img_pixels = img_size * img_size;

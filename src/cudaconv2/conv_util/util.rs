@@ -27,8 +27,8 @@
 // Lane loops index several arrays at the same lane; written as such for the vectoriser.
 #![allow(clippy::needless_range_loop)]
 
-use super::Dims;
-use crate::cudaconv2::{divup, require, ShapeError};
+use super::shape_of;
+use crate::cudaconv2::{divup, require, MatShape, ShapeError};
 use crate::nvmatrix::{intrinsics, NvMatrix};
 use crate::parallel::{for_each_task, SharedOut};
 
@@ -59,8 +59,8 @@ fn scaled_row(dst: &mut [f32], src: &[f32], st: f32, so: f32) {
     }
 }
 
-fn not_trans(m: &dyn Dims, function: &'static str, name: &str) -> Result<(), ShapeError> {
-    require(!m.is_trans(), function, &format!("!{name}.isTrans()"))
+fn not_trans(m: MatShape, function: &'static str, name: &str) -> Result<(), ShapeError> {
+    require(!m.trans, function, &format!("!{name}.isTrans()"))
 }
 
 /// The images of `m` (a `(rows, numImages)` row-major matrix), one row at a time.
@@ -101,8 +101,8 @@ pub fn conv_bed_of_nails(
 ) -> Result<(), ShapeError> {
     let num_images = images.cols();
     let g = bed_of_nails_checks(
-        images,
-        target,
+        shape_of(images),
+        shape_of(target),
         num_channels,
         img_size,
         start_x,
@@ -132,8 +132,8 @@ pub fn conv_bed_of_nails(
 /// The host checks of `convBedOfNails` (the target's shape only when `scaleTargets !=
 /// 0`).
 pub(crate) fn bed_of_nails_checks(
-    images: &dyn Dims,
-    target: &dyn Dims,
+    images: MatShape,
+    target: MatShape,
     num_channels: usize,
     img_size: usize,
     start_x: i32,
@@ -143,18 +143,18 @@ pub(crate) fn bed_of_nails_checks(
     const F: &str = "convBedOfNails";
     let g = nails_geometry(F, images, target, img_size, start_x, stride_x)?;
     require(
-        images.rows() == num_channels * g.img_pixels,
+        images.rows == num_channels * g.img_pixels,
         F,
         "images.getNumRows() == numChannels * imgPixels",
     )?;
     if scale_targets != 0.0 {
         require(
-            target.rows() == num_channels * g.outputs,
+            target.rows == num_channels * g.outputs,
             F,
             "target.getNumRows() == numChannels * outputs",
         )?;
         require(
-            target.cols() == images.cols(),
+            target.cols == images.cols,
             F,
             "target.getNumCols() == numImages",
         )?;
@@ -239,8 +239,8 @@ fn bed_of_nails_undo(
 ) -> Result<(), ShapeError> {
     let num_images = acts_grad.cols();
     let g = bed_of_nails_undo_checks(
-        acts_grad,
-        target,
+        shape_of(acts_grad),
+        shape_of(target),
         num_channels,
         img_size,
         start_x,
@@ -269,8 +269,8 @@ fn bed_of_nails_undo(
 /// `scaleTargets != 0`; `fixed`: the intended row count, else the original's).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn bed_of_nails_undo_checks(
-    acts_grad: &dyn Dims,
-    target: &dyn Dims,
+    acts_grad: MatShape,
+    target: MatShape,
     num_channels: usize,
     img_size: usize,
     start_x: i32,
@@ -281,27 +281,27 @@ pub(crate) fn bed_of_nails_undo_checks(
     const F: &str = "convBedOfNailsUndo";
     let g = nails_geometry(F, target, acts_grad, img_size, start_x, stride_x)?;
     require(
-        acts_grad.rows() == num_channels * g.outputs,
+        acts_grad.rows == num_channels * g.outputs,
         F,
         "actsGrad.getNumRows() == numChannels * outputs",
     )?;
     if scale_targets != 0.0 {
         if fixed {
             require(
-                target.rows() == num_channels * g.img_pixels,
+                target.rows == num_channels * g.img_pixels,
                 F,
                 "target.getNumRows() == numChannels * imgPixels",
             )?;
         } else {
             // The original's check (see the BUG note above).
             require(
-                target.rows() == num_channels * g.outputs,
+                target.rows == num_channels * g.outputs,
                 F,
                 "target.getNumRows() == numChannels * outputs",
             )?;
         }
         require(
-            target.cols() == acts_grad.cols(),
+            target.cols == acts_grad.cols,
             F,
             "target.getNumCols() == numImages",
         )?;
@@ -334,8 +334,8 @@ impl Nails {
 /// check.
 fn nails_geometry(
     f: &'static str,
-    images: &dyn Dims,
-    target: &dyn Dims,
+    images: MatShape,
+    target: MatShape,
     img_size: usize,
     start_x: i32,
     stride_x: usize,
@@ -412,7 +412,7 @@ pub fn conv_gaussian_blur(
     scale_outputs: f32,
 ) -> Result<(), ShapeError> {
     let b = blur_checks(images, filter, num_channels)?;
-    not_trans(target, "convGaussianBlur", "target")?;
+    not_trans(shape_of(target), "convGaussianBlur", "target")?;
     if scale_targets == 0.0 {
         target.resize_like(images);
     } else {
@@ -462,7 +462,7 @@ fn blur_checks(
     filter: &NvMatrix,
     num_channels: usize,
 ) -> Result<Blur, ShapeError> {
-    let (radius, img_size) = blur_shape(images, filter, num_channels)?;
+    let (radius, img_size) = blur_shape(shape_of(images), shape_of(filter), num_channels)?;
     let mut taps = [0.0; 8];
     taps[..2 * radius].copy_from_slice(&filter.data()[..2 * radius]);
     Ok(Blur {
@@ -477,14 +477,14 @@ fn blur_checks(
 /// The host checks of `convGaussianBlur` on the images and filter; returns `(radius,
 /// imgSize)`.
 pub(crate) fn blur_shape(
-    images: &dyn Dims,
-    filter: &dyn Dims,
+    images: MatShape,
+    filter: MatShape,
     num_channels: usize,
 ) -> Result<(usize, usize), ShapeError> {
     const F: &str = "convGaussianBlur";
     require(num_channels > 0, F, "numChannels > 0")?;
-    let radius = filter.cols() / 2;
-    let img_pixels = images.rows() / num_channels;
+    let radius = filter.cols / 2;
+    let img_pixels = images.rows / num_channels;
     let img_size = (img_pixels as f64).sqrt() as usize;
     require(
         img_pixels == img_size * img_size,
@@ -493,9 +493,9 @@ pub(crate) fn blur_shape(
     )?;
     require((1..=4).contains(&radius), F, "radius >= 1 && radius <= 4")?;
     require(img_size > 2 * radius, F, "imgSize >= 2 * radius + 1")?;
-    require(filter.rows() == 1, F, "filter.getNumRows() == 1")?;
+    require(filter.rows == 1, F, "filter.getNumRows() == 1")?;
     require(
-        images.rows() == num_channels * img_pixels,
+        images.rows == num_channels * img_pixels,
         F,
         "images.getNumRows() == numChannels * imgPixels",
     )?;
@@ -845,7 +845,7 @@ pub fn conv_resize_bilinear(
     tgt_size: usize,
     scale: f32,
 ) -> Result<(), ShapeError> {
-    let num_channels = resize_checks(images, target, img_size)?;
+    let num_channels = resize_checks(shape_of(images), shape_of(target), img_size)?;
     let img_pixels = img_size * img_size;
     let tgt_pixels = tgt_size * tgt_size;
     let num_images = images.cols();
@@ -879,8 +879,8 @@ pub fn conv_resize_bilinear(
 
 /// The host checks of `convResizeBilinear`; returns `numChannels`.
 pub(crate) fn resize_checks(
-    images: &dyn Dims,
-    target: &dyn Dims,
+    images: MatShape,
+    target: MatShape,
     img_size: usize,
 ) -> Result<usize, ShapeError> {
     const F: &str = "convResizeBilinear";
@@ -892,9 +892,9 @@ pub(crate) fn resize_checks(
         "imgSize >= 2 (the bilinear neighbours inside the image)",
     )?;
     let img_pixels = img_size * img_size;
-    let num_channels = images.rows() / img_pixels;
+    let num_channels = images.rows / img_pixels;
     require(
-        images.rows() == num_channels * img_pixels,
+        images.rows == num_channels * img_pixels,
         F,
         "images.getNumRows() == numChannels * imgPixels",
     )?;
@@ -910,14 +910,14 @@ pub(crate) fn resize_center_scale(img_size: usize, tgt_size: usize, scale: f32) 
 /// The host checks shared by the colour transforms; returns `imgPixels`.
 pub(crate) fn colour_shape(
     f: &'static str,
-    images: &dyn Dims,
-    target: &dyn Dims,
+    images: MatShape,
+    target: MatShape,
 ) -> Result<usize, ShapeError> {
     not_trans(images, f, "images")?;
     not_trans(target, f, "target")?;
-    let img_pixels = images.rows() / 3;
+    let img_pixels = images.rows / 3;
     require(
-        images.rows() == 3 * img_pixels,
+        images.rows == 3 * img_pixels,
         f,
         "images.getNumRows() == 3 * imgPixels",
     )?;
@@ -930,7 +930,7 @@ fn colour_checks(
     images: &NvMatrix,
     target: &mut NvMatrix,
 ) -> Result<usize, ShapeError> {
-    let img_pixels = colour_shape(f, images, target)?;
+    let img_pixels = colour_shape(f, shape_of(images), shape_of(target))?;
     target.resize(3 * img_pixels, images.cols());
     Ok(img_pixels)
 }
@@ -1047,7 +1047,14 @@ pub fn conv_crop(
     start_y: i32,
     start_x: i32,
 ) -> Result<(), ShapeError> {
-    let num_channels = crop_checks(imgs, target, img_size, tgt_size, start_y, start_x)?;
+    let num_channels = crop_checks(
+        shape_of(imgs),
+        shape_of(target),
+        img_size,
+        tgt_size,
+        start_y,
+        start_x,
+    )?;
     let num_images = imgs.cols();
     let img_pixels = img_size * img_size;
     let tgt_pixels = tgt_size * tgt_size;
@@ -1066,8 +1073,8 @@ pub fn conv_crop(
 
 /// The host checks of `convCrop`; returns `numChannels`.
 pub(crate) fn crop_checks(
-    imgs: &dyn Dims,
-    target: &dyn Dims,
+    imgs: MatShape,
+    target: MatShape,
     img_size: usize,
     tgt_size: usize,
     start_y: i32,
@@ -1078,9 +1085,9 @@ pub(crate) fn crop_checks(
     not_trans(imgs, F, "imgs")?;
     not_trans(target, F, "target")?;
     let img_pixels = img_size * img_size;
-    let num_channels = imgs.rows() / img_pixels;
+    let num_channels = imgs.rows / img_pixels;
     require(
-        imgs.rows() == img_pixels * num_channels,
+        imgs.rows == img_pixels * num_channels,
         F,
         "imgs.getNumRows() == imgPixels * numChannels",
     )?;
@@ -1115,7 +1122,7 @@ pub fn conv_reflect_horizontal(
     targets: &mut NvMatrix,
     img_size: usize,
 ) -> Result<(), ShapeError> {
-    let num_colors = reflect_checks(images, img_size)?;
+    let num_colors = reflect_checks(shape_of(images), img_size)?;
     let num_cases = images.cols();
     let img_pixels = img_size * img_size;
     targets.resize_like(images);
@@ -1131,14 +1138,14 @@ pub fn conv_reflect_horizontal(
 }
 
 /// The host checks of `convReflectHorizontal`; returns `numColors`.
-pub(crate) fn reflect_checks(images: &dyn Dims, img_size: usize) -> Result<usize, ShapeError> {
+pub(crate) fn reflect_checks(images: MatShape, img_size: usize) -> Result<usize, ShapeError> {
     const F: &str = "convReflectHorizontal";
     require(img_size > 0, F, "imgSize > 0")?;
     not_trans(images, F, "images")?;
     let img_pixels = img_size * img_size;
-    let num_colors = images.rows() / img_pixels;
+    let num_colors = images.rows / img_pixels;
     require(
-        num_colors * img_pixels == images.rows(),
+        num_colors * img_pixels == images.rows,
         F,
         "numColors * imgPixels == images.getNumRows()",
     )?;
