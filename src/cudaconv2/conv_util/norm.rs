@@ -68,7 +68,8 @@
 //! run at 1.6-2.5x and the undo kernels at 0.8-2x the time of a copy of the same
 //! bytes; with it at 6-9x and 2.3-4x (one thread, release build).
 
-use crate::cudaconv2::{require, ShapeError};
+use super::{same_dims, shape_of};
+use crate::cudaconv2::{require, MatShape, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
 use std::ops::Range;
@@ -155,20 +156,20 @@ pub enum Undo2Add {
 
 /// `(numFilters, imgSize, imgPixels, numImages)` of an activation matrix.
 #[derive(Clone, Copy, Debug)]
-struct Geo {
-    nf: usize,
-    size: usize,
-    pixels: usize,
-    n: usize,
+pub(crate) struct Geo {
+    pub nf: usize,
+    pub size: usize,
+    pub pixels: usize,
+    pub n: usize,
 }
 
 /// `imgPixels = rows / numFilters`, `imgSize = int(sqrt(imgPixels))` and the
 /// original's asserts on them.
-fn geometry(function: &'static str, m: &NvMatrix, num_filters: usize) -> Result<Geo, ShapeError> {
+fn geometry(function: &'static str, m: MatShape, num_filters: usize) -> Result<Geo, ShapeError> {
     require(num_filters > 0, function, "numFilters > 0")?;
-    let pixels = m.rows() / num_filters;
+    let pixels = m.rows / num_filters;
     require(
-        m.rows() == num_filters * pixels,
+        m.rows == num_filters * pixels,
         function,
         "getNumRows() == numFilters * imgPixels",
     )?;
@@ -185,7 +186,7 @@ fn geometry(function: &'static str, m: &NvMatrix, num_filters: usize) -> Result<
         nf: num_filters,
         size,
         pixels,
-        n: m.cols(),
+        n: m.cols,
     })
 }
 
@@ -326,6 +327,48 @@ fn forward_finish<'a>(
     }
 }
 
+/// The host checks of the forward normalisations: same-map (`cross_map_size` `None`:
+/// `numFilters % 16 == 0 || numFilters <= 8`) or cross-map (`Some(sizeF)`: `0 < sizeF
+/// <= numFilters`, `numFilters % 16 == 0`); `meanDiffs` is the images for the response
+/// forms.
+pub(crate) fn forward_checks(
+    function: &'static str,
+    images: MatShape,
+    mean_diffs: MatShape,
+    num_filters: usize,
+    cross_map_size: Option<usize>,
+) -> Result<Geo, ShapeError> {
+    let g = geometry(function, images, num_filters)?;
+    require(
+        same_dims(mean_diffs, images),
+        function,
+        "meanDiffs.isSameDims(images)",
+    )?;
+    if let Some(size_f) = cross_map_size {
+        require(
+            size_f > 0 && size_f <= num_filters,
+            function,
+            "sizeF > 0 && sizeF <= numFilters",
+        )?;
+    }
+    require(!mean_diffs.trans, function, "!meanDiffs.isTrans()")?;
+    require(!images.trans, function, "!images.isTrans()")?;
+    if cross_map_size.is_some() {
+        require(
+            num_filters.is_multiple_of(16),
+            function,
+            "numFilters % 16 == 0",
+        )?;
+    } else {
+        require(
+            num_filters.is_multiple_of(16) || num_filters <= 8,
+            function,
+            "numFilters % 16 == 0 || numFilters <= 8",
+        )?;
+    }
+    Ok(g)
+}
+
 /// Shared body of `convContrastNorm` (same-map forward).
 #[allow(clippy::too_many_arguments)]
 fn spatial_forward(
@@ -339,20 +382,8 @@ fn spatial_forward(
     add_scale: f32,
     pow_scale: f32,
 ) -> Result<(), ShapeError> {
-    let g = geometry(function, images, num_filters)?;
     let md = mean_diffs.unwrap_or(images);
-    require(
-        md.same_dims(images),
-        function,
-        "meanDiffs.isSameDims(images)",
-    )?;
-    require(!md.is_trans(), function, "!meanDiffs.isTrans()")?;
-    require(!images.is_trans(), function, "!images.isTrans()")?;
-    require(
-        num_filters.is_multiple_of(16) || num_filters <= 8,
-        function,
-        "numFilters % 16 == 0 || numFilters <= 8",
-    )?;
+    let g = forward_checks(function, shape_of(images), shape_of(md), num_filters, None)?;
     target.resize_like(images);
     denoms.resize_like(images);
     let finish = forward_finish(
@@ -555,24 +586,13 @@ fn cross_map_forward(
     min_div: f32,
     blocked: bool,
 ) -> Result<(), ShapeError> {
-    let g = geometry(function, images, num_filters)?;
     let md = mean_diffs.unwrap_or(images);
-    require(
-        md.same_dims(images),
+    let g = forward_checks(
         function,
-        "meanDiffs.isSameDims(images)",
-    )?;
-    require(
-        size_f > 0 && size_f <= num_filters,
-        function,
-        "sizeF > 0 && sizeF <= numFilters",
-    )?;
-    require(!md.is_trans(), function, "!meanDiffs.isTrans()")?;
-    require(!images.is_trans(), function, "!images.isTrans()")?;
-    require(
-        num_filters.is_multiple_of(16),
-        function,
-        "numFilters % 16 == 0",
+        shape_of(images),
+        shape_of(md),
+        num_filters,
+        Some(size_f),
     )?;
     target.resize_like(images);
     denoms.resize_like(images);
@@ -601,8 +621,55 @@ enum UndoWrite {
     },
 }
 
-/// The checks shared by the undo functions and the prelims (`kRNormUndoPrelims`):
-/// `acts := __fdividef((-2 * addScale * powScale * outGrads) * acts, denoms)`.
+/// The host checks of the undo functions (`cross_map_size`: `Some(sizeF)` for the
+/// cross-map one).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn undo_checks(
+    function: &'static str,
+    out_grads: MatShape,
+    denoms: MatShape,
+    inputs: MatShape,
+    acts: MatShape,
+    target: MatShape,
+    num_filters: usize,
+    cross_map_size: Option<usize>,
+) -> Result<Geo, ShapeError> {
+    let g = geometry(function, out_grads, num_filters)?;
+    if let Some(size_f) = cross_map_size {
+        require(
+            size_f > 0 && size_f <= num_filters,
+            function,
+            "sizeF > 0 && sizeF <= numFilters",
+        )?;
+    }
+    require(
+        same_dims(denoms, out_grads),
+        function,
+        "denoms.isSameDims(outGrads)",
+    )?;
+    require(same_dims(acts, denoms), function, "acts.isSameDims(denoms)")?;
+    // Not asserted by the original (which would read out of bounds); ours.
+    require(
+        same_dims(inputs, out_grads),
+        function,
+        "inputs.isSameDims(outGrads)",
+    )?;
+    require(!denoms.trans, function, "!denoms.isTrans()")?;
+    require(!out_grads.trans, function, "!outGrads.isTrans()")?;
+    require(!acts.trans, function, "!acts.isTrans()")?;
+    require(!inputs.trans, function, "!inputs.isTrans()")?;
+    require(!target.trans, function, "!target.isTrans()")?;
+    require(
+        num_filters.is_multiple_of(16),
+        function,
+        "numFilters % 16 == 0",
+    )?;
+    Ok(g)
+}
+
+/// The checks shared by the undo functions ([`undo_checks`]) and the prelims
+/// (`kRNormUndoPrelims`): `acts := __fdividef((-2 * addScale * powScale * outGrads) *
+/// acts, denoms)`.
 #[allow(clippy::too_many_arguments)]
 fn undo_setup(
     function: &'static str,
@@ -616,40 +683,19 @@ fn undo_setup(
     pow_scale: f32,
     cross_map_size: Option<usize>,
 ) -> Result<Geo, ShapeError> {
-    let g = geometry(function, out_grads, num_filters)?;
-    if let Some(size_f) = cross_map_size {
-        require(
-            size_f > 0 && size_f <= num_filters,
-            function,
-            "sizeF > 0 && sizeF <= numFilters",
-        )?;
-    }
-    require(
-        denoms.same_dims(out_grads),
+    let g = undo_checks(
         function,
-        "denoms.isSameDims(outGrads)",
-    )?;
-    require(acts.same_dims(denoms), function, "acts.isSameDims(denoms)")?;
-    // Not asserted by the original (which would read out of bounds); ours.
-    require(
-        inputs.same_dims(out_grads),
-        function,
-        "inputs.isSameDims(outGrads)",
-    )?;
-    require(!denoms.is_trans(), function, "!denoms.isTrans()")?;
-    require(!out_grads.is_trans(), function, "!outGrads.isTrans()")?;
-    require(!acts.is_trans(), function, "!acts.isTrans()")?;
-    require(!inputs.is_trans(), function, "!inputs.isTrans()")?;
-    require(!target.is_trans(), function, "!target.isTrans()")?;
-    require(
-        num_filters.is_multiple_of(16),
-        function,
-        "numFilters % 16 == 0",
+        shape_of(out_grads),
+        shape_of(denoms),
+        shape_of(inputs),
+        shape_of(acts),
+        shape_of(target),
+        num_filters,
+        cross_map_size,
     )?;
     target.resize_like(out_grads);
 
-    // kRNormUndoPrelims<128, 4>; the scale is formed on the host in float.
-    let scale = -2.0f32 * add_scale * pow_scale;
+    let scale = undo_prelims_scale(add_scale, pow_scale);
     let (og, den) = (out_grads.data(), denoms.data());
     let len = acts.len();
     let out = SharedOut::new(acts.data_mut());
@@ -663,6 +709,11 @@ fn undo_setup(
         }
     });
     Ok(g)
+}
+
+/// The scale of `kRNormUndoPrelims<128, 4>`, formed on the host in float.
+pub(crate) fn undo_prelims_scale(add_scale: f32, pow_scale: f32) -> f32 {
+    -2.0f32 * add_scale * pow_scale
 }
 
 /// `__fdividef(x, y)` as [`crate::nvmatrix::intrinsics::fdividef`], written without branches so that
@@ -796,11 +847,7 @@ pub fn conv_response_norm_undo_with(
         pow_scale,
         None,
     )?;
-    let plain = scale_targets == 0.0 && scale_output == 1.0;
-    let add = match (response_norm_undo_kernel(num_filters, size_x), undo2) {
-        (ResponseNormUndoKernel::RNormUndo2, Undo2Add::AsOriginal) => plain,
-        _ => !plain,
-    };
+    let add = response_norm_undo_add(num_filters, size_x, scale_targets, scale_output, undo2);
     let mode = if add {
         UndoWrite::Accumulate {
             scale_targets,
@@ -820,6 +867,22 @@ pub fn conv_response_norm_undo_with(
     );
     spatial_pass::<false>(acts.data(), g, size_x, Window::Reverse, finish);
     Ok(())
+}
+
+/// The `add` flag `convResponseNormUndo` gives its main kernel: `!(scaleTargets == 0 &&
+/// scaleOutput == 1)`, inverted for `kRNormUndo2` unless `undo2` fixes it ([`Undo2Add`]).
+pub(crate) fn response_norm_undo_add(
+    num_filters: usize,
+    size_x: usize,
+    scale_targets: f32,
+    scale_output: f32,
+    undo2: Undo2Add,
+) -> bool {
+    let plain = scale_targets == 0.0 && scale_output == 1.0;
+    match (response_norm_undo_kernel(num_filters, size_x), undo2) {
+        (ResponseNormUndoKernel::RNormUndo2, Undo2Add::AsOriginal) => plain,
+        _ => !plain,
+    }
 }
 
 /// `convContrastNormUndo(outGrads, denoms, meanDiffs, acts, target, numFilters,
@@ -922,8 +985,46 @@ pub fn conv_response_norm_cross_map_undo(
     Ok(())
 }
 
-/// The asserts shared by `convTICA` and `convTICAGrad` (all checked before anything
-/// is written); resizes `target` when `scaleTarget == 0`.
+/// The asserts shared by `convTICA` and `convTICAGrad`, all checked before anything
+/// is written; the target's dims only when `scaleTarget != 0`.
+pub(crate) fn tica_checks(
+    function: &'static str,
+    images: MatShape,
+    ticas: Option<MatShape>,
+    target: MatShape,
+    num_filters: usize,
+    size_x: usize,
+    scale_target: f32,
+) -> Result<Geo, ShapeError> {
+    let g = geometry(function, images, num_filters)?;
+    require(!images.trans, function, "!images.isTrans()")?;
+    require(
+        num_filters.is_multiple_of(16) || num_filters <= 8,
+        function,
+        "numFilters % 16 == 0 || numFilters <= 8",
+    )?;
+    if let Some(ticas) = ticas {
+        require(
+            same_dims(ticas, images),
+            function,
+            "ticas.isSameDims(images)",
+        )?;
+        require(!ticas.trans, function, "!ticas.isTrans()")?;
+    }
+    if scale_target != 0.0 {
+        require(
+            same_dims(target, images),
+            function,
+            "target.isSameDims(images)",
+        )?;
+    }
+    // "TEMPORARY" asserts of the original: only the manyfilter kernel exists.
+    require(num_filters > 8, function, "numFilters > 8")?;
+    require(size_x < 6, function, "sizeX < 6")?;
+    Ok(g)
+}
+
+/// [`tica_checks`], then resizes `target` when `scaleTarget == 0`.
 fn tica_setup(
     function: &'static str,
     images: &NvMatrix,
@@ -933,31 +1034,15 @@ fn tica_setup(
     size_x: usize,
     scale_target: f32,
 ) -> Result<Geo, ShapeError> {
-    let g = geometry(function, images, num_filters)?;
-    require(!images.is_trans(), function, "!images.isTrans()")?;
-    require(
-        num_filters.is_multiple_of(16) || num_filters <= 8,
+    let g = tica_checks(
         function,
-        "numFilters % 16 == 0 || numFilters <= 8",
+        shape_of(images),
+        ticas.map(shape_of),
+        shape_of(target),
+        num_filters,
+        size_x,
+        scale_target,
     )?;
-    if let Some(ticas) = ticas {
-        require(
-            ticas.same_dims(images),
-            function,
-            "ticas.isSameDims(images)",
-        )?;
-        require(!ticas.is_trans(), function, "!ticas.isTrans()")?;
-    }
-    if scale_target != 0.0 {
-        require(
-            target.same_dims(images),
-            function,
-            "target.isSameDims(images)",
-        )?;
-    }
-    // "TEMPORARY" asserts of the original: only the manyfilter kernel exists.
-    require(num_filters > 8, function, "numFilters > 8")?;
-    require(size_x < 6, function, "sizeX < 6")?;
     if scale_target == 0.0 {
         target.resize_like(images);
     }
@@ -1082,17 +1167,8 @@ pub fn normalize_local_weights(
     num_modules: usize,
     norm: f32,
 ) -> Result<(), ShapeError> {
-    let function = "normalizeLocalWeights";
+    let per = local_weights_checks(shape_of(weights), num_modules)?;
     let nf = weights.cols();
-    require(num_modules > 0, function, "numModules > 0")?;
-    let per = weights.rows() / num_modules;
-    require(
-        num_modules * per == weights.rows(),
-        function,
-        "numModules * weightsPerFilter == getNumRows()",
-    )?;
-    require(!weights.is_trans(), function, "!weights.isTrans()")?;
-    require(nf.is_multiple_of(16), function, "numFilters % 16 == 0")?;
     let out = SharedOut::new(weights.data_mut());
     for_each_task(num_modules, |m| {
         // SAFETY: each task owns one module's rows.
@@ -1116,6 +1192,26 @@ pub fn normalize_local_weights(
         }
     });
     Ok(())
+}
+
+/// The host checks of `normalizeLocalWeights`; returns the weights per filter and
+/// module.
+pub(crate) fn local_weights_checks(
+    weights: MatShape,
+    num_modules: usize,
+) -> Result<usize, ShapeError> {
+    let function = "normalizeLocalWeights";
+    let nf = weights.cols;
+    require(num_modules > 0, function, "numModules > 0")?;
+    let per = weights.rows / num_modules;
+    require(
+        num_modules * per == weights.rows,
+        function,
+        "numModules * weightsPerFilter == getNumRows()",
+    )?;
+    require(!weights.trans, function, "!weights.isTrans()")?;
+    require(nf.is_multiple_of(16), function, "numFilters % 16 == 0")?;
+    Ok(per)
 }
 
 /// `__powf` for many arguments at once, bit-identical to [`crate::nvmatrix::intrinsics::powf`] and

@@ -29,7 +29,8 @@
 //! "Exact" covers every non-NaN result; a NaN result is NaN here too, but its payload
 //! is the CPU's (the GPU returns 0x7FFFFFFF for any NaN result).
 
-use crate::cudaconv2::{require, ShapeError};
+use super::{same_dims, shape_of};
+use crate::cudaconv2::{require, MatShape, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
 use crate::synthetic::SplitMix64;
@@ -325,17 +326,17 @@ fn lanes<const L: usize>(v: &[f32], off: usize) -> &[f32; L] {
 
 /// Checks of `convLocalPool` (and of the inferred `convLocalRandomPool`); returns
 /// `(imgSize, numImages)`.
-fn check_local_pool(
+pub(crate) fn check_local_pool(
     function: &'static str,
-    images: &NvMatrix,
-    target: &NvMatrix,
+    images: MatShape,
+    target: MatShape,
     num_filters: usize,
 ) -> Result<(usize, usize), ShapeError> {
     // The original divides by numFilters; 0 would be a division by zero.
     require(num_filters > 0, function, "numFilters > 0")?;
-    let img_pixels = images.rows() / num_filters;
+    let img_pixels = images.rows / num_filters;
     require(
-        images.rows() == num_filters * img_pixels,
+        images.rows == num_filters * img_pixels,
         function,
         "images.getNumRows() == numFilters * imgPixels",
     )?;
@@ -345,9 +346,9 @@ fn check_local_pool(
         function,
         "imgSize * imgSize == imgPixels",
     )?;
-    require(!images.is_trans(), function, "!images.isTrans()")?;
-    require(!target.is_trans(), function, "!target.isTrans()")?;
-    Ok((img_size, images.cols()))
+    require(!images.trans, function, "!images.isTrans()")?;
+    require(!target.trans, function, "!target.isTrans()")?;
+    Ok((img_size, images.cols))
 }
 
 /// `convLocalPool<Pooler>(images, target, numFilters, subsX, startX, strideX,
@@ -384,7 +385,12 @@ pub fn conv_local_pool<P: Pooler>(
     outputs_x: usize,
     pooler: P,
 ) -> Result<(), ShapeError> {
-    let (img_size, n) = check_local_pool("convLocalPool", images, target, num_filters)?;
+    let (img_size, n) = check_local_pool(
+        "convLocalPool",
+        shape_of(images),
+        shape_of(target),
+        num_filters,
+    )?;
     let outputs = outputs_x * outputs_x;
     target.resize(num_filters * outputs, n);
     let img_pixels = img_size * img_size;
@@ -502,6 +508,56 @@ fn write_lanes<const L: usize>(d: &mut [f32; L], acc: &[f32; L], add: bool, st: 
     }
 }
 
+/// The host checks of `convLocalMaxUndo` (see [`conv_local_max_undo`]); returns
+/// `(imgSize, numFilters)`.
+pub(crate) fn max_undo_checks(
+    images: MatShape,
+    max_grads: MatShape,
+    max_acts: MatShape,
+    target: MatShape,
+    subs_x: usize,
+    stride_x: usize,
+    outputs_x: usize,
+) -> Result<(usize, usize), ShapeError> {
+    const F: &str = "convLocalMaxUndo";
+    let outputs = outputs_x * outputs_x;
+    require(outputs > 0, F, "outputsX > 0")?;
+    let n = images.cols;
+    let num_filters = max_grads.rows / outputs;
+    require(num_filters > 0, F, "numFilters > 0")?;
+    let img_pixels = images.rows / num_filters;
+    require(
+        images.rows == num_filters * img_pixels,
+        F,
+        "images.getNumRows() == numFilters * imgPixels",
+    )?;
+    let img_size = image_side(img_pixels);
+    require(
+        img_size * img_size == img_pixels,
+        F,
+        "imgSize * imgSize == imgPixels",
+    )?;
+    require(
+        max_grads.rows == num_filters * outputs,
+        F,
+        "maxGrads.getNumRows() == numFilters * outputs",
+    )?;
+    require(max_grads.cols == n, F, "maxGrads.getNumCols() == numImages")?;
+    require(!images.trans, F, "!images.isTrans()")?;
+    require(!target.trans, F, "!target.isTrans()")?;
+    require(!max_grads.trans, F, "!maxGrads.isTrans()")?;
+    require(!max_acts.trans, F, "!maxActs.isTrans()")?;
+    require(
+        same_dims(max_grads, max_acts),
+        F,
+        "maxGrads.isSameDims(maxActs)",
+    )?;
+    require(num_filters.is_multiple_of(16), F, "numFilters % 16 == 0")?;
+    require(stride_x <= subs_x, F, "strideX <= subsX")?;
+    require(stride_x > 0, F, "strideX > 0")?;
+    Ok((img_size, num_filters))
+}
+
 /// `convLocalMaxUndo(images, maxGrads, maxActs, target, subsX, startX, strideX,
 /// outputsX, scaleTargets, scaleOutput)` (conv_util.cu), kernel `kLocalMaxUndo<4, 32,
 /// ipt, 2, add, ccb>` ([`local_max_undo_variant`]). Tier: **exact**.
@@ -536,46 +592,17 @@ pub fn conv_local_max_undo(
     scale_targets: f32,
     scale_output: f32,
 ) -> Result<(), ShapeError> {
-    const F: &str = "convLocalMaxUndo";
+    let (img_size, num_filters) = max_undo_checks(
+        shape_of(images),
+        shape_of(max_grads),
+        shape_of(max_acts),
+        shape_of(target),
+        subs_x,
+        stride_x,
+        outputs_x,
+    )?;
     let outputs = outputs_x * outputs_x;
-    require(outputs > 0, F, "outputsX > 0")?;
     let n = images.cols();
-    let num_filters = max_grads.rows() / outputs;
-    require(num_filters > 0, F, "numFilters > 0")?;
-    let img_pixels = images.rows() / num_filters;
-    require(
-        images.rows() == num_filters * img_pixels,
-        F,
-        "images.getNumRows() == numFilters * imgPixels",
-    )?;
-    let img_size = image_side(img_pixels);
-    require(
-        img_size * img_size == img_pixels,
-        F,
-        "imgSize * imgSize == imgPixels",
-    )?;
-    require(
-        max_grads.rows() == num_filters * outputs,
-        F,
-        "maxGrads.getNumRows() == numFilters * outputs",
-    )?;
-    require(
-        max_grads.cols() == n,
-        F,
-        "maxGrads.getNumCols() == numImages",
-    )?;
-    require(!images.is_trans(), F, "!images.isTrans()")?;
-    require(!target.is_trans(), F, "!target.isTrans()")?;
-    require(!max_grads.is_trans(), F, "!maxGrads.isTrans()")?;
-    require(!max_acts.is_trans(), F, "!maxActs.isTrans()")?;
-    require(
-        max_grads.same_dims(max_acts),
-        F,
-        "maxGrads.isSameDims(maxActs)",
-    )?;
-    require(num_filters.is_multiple_of(16), F, "numFilters % 16 == 0")?;
-    require(stride_x <= subs_x, F, "strideX <= subsX")?;
-    require(stride_x > 0, F, "strideX > 0")?;
     target.resize(images.rows(), n);
     let add = local_max_undo_variant(n, scale_targets, scale_output).add;
     let (imgs, grads, acts) = (images.data(), max_grads.data(), max_acts.data());
@@ -648,6 +675,32 @@ pub fn conv_local_max_undo(
     Ok(())
 }
 
+/// The host checks of `convLocalAvgUndo` (see [`conv_local_avg_undo`]); returns
+/// `numFilters`.
+pub(crate) fn avg_undo_checks(
+    avg_grads: MatShape,
+    target: MatShape,
+    subs_x: usize,
+    stride_x: usize,
+    outputs_x: usize,
+) -> Result<usize, ShapeError> {
+    const F: &str = "convLocalAvgUndo";
+    let outputs = outputs_x * outputs_x;
+    require(outputs > 0, F, "outputsX > 0")?;
+    let num_filters = avg_grads.rows / outputs;
+    require(
+        avg_grads.rows == num_filters * outputs,
+        F,
+        "avgGrads.getNumRows() == numFilters * outputs",
+    )?;
+    require(!target.trans, F, "!target.isTrans()")?;
+    require(!avg_grads.trans, F, "!avgGrads.isTrans()")?;
+    require(num_filters.is_multiple_of(16), F, "numFilters % 16 == 0")?;
+    require(stride_x <= subs_x, F, "strideX <= subsX")?;
+    require(stride_x > 0, F, "strideX > 0")?;
+    Ok(num_filters)
+}
+
 /// `convLocalAvgUndo(avgGrads, target, subsX, startX, strideX, outputsX, imgSize,
 /// scaleTargets, scaleOutput)` (conv_util.cu), kernel `kLocalAvgUndo<4, 32, ipt, 4,
 /// add, ccb>` ([`local_avg_undo_variant`]). Tier: **exact**.
@@ -677,22 +730,16 @@ pub fn conv_local_avg_undo(
     scale_targets: f32,
     scale_output: f32,
 ) -> Result<(), ShapeError> {
-    const F: &str = "convLocalAvgUndo";
+    let num_filters = avg_undo_checks(
+        shape_of(avg_grads),
+        shape_of(target),
+        subs_x,
+        stride_x,
+        outputs_x,
+    )?;
     let n = avg_grads.cols();
     let outputs = outputs_x * outputs_x;
-    require(outputs > 0, F, "outputsX > 0")?;
     let img_pixels = img_size * img_size;
-    let num_filters = avg_grads.rows() / outputs;
-    require(
-        avg_grads.rows() == num_filters * outputs,
-        F,
-        "avgGrads.getNumRows() == numFilters * outputs",
-    )?;
-    require(!target.is_trans(), F, "!target.isTrans()")?;
-    require(!avg_grads.is_trans(), F, "!avgGrads.isTrans()")?;
-    require(num_filters.is_multiple_of(16), F, "numFilters % 16 == 0")?;
-    require(stride_x <= subs_x, F, "strideX <= subsX")?;
-    require(stride_x > 0, F, "strideX > 0")?;
     target.resize(num_filters * img_pixels, n);
     let add = local_avg_undo_variant(n, scale_targets, scale_output).add;
     let grads = avg_grads.data();
@@ -808,7 +855,12 @@ pub fn conv_local_random_pool(
     outputs_x: usize,
     seed: u64,
 ) -> Result<(), ShapeError> {
-    let (img_size, n) = check_local_pool("convLocalRandomPool", images, target, num_filters)?;
+    let (img_size, n) = check_local_pool(
+        "convLocalRandomPool",
+        shape_of(images),
+        shape_of(target),
+        num_filters,
+    )?;
     let outputs = outputs_x * outputs_x;
     target.resize(num_filters * outputs, n);
     let img_pixels = img_size * img_size;

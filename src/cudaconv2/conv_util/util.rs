@@ -27,7 +27,8 @@
 // Lane loops index several arrays at the same lane; written as such for the vectoriser.
 #![allow(clippy::needless_range_loop)]
 
-use crate::cudaconv2::{divup, require, ShapeError};
+use super::shape_of;
+use crate::cudaconv2::{divup, require, MatShape, ShapeError};
 use crate::nvmatrix::{intrinsics, NvMatrix};
 use crate::parallel::{for_each_task, SharedOut};
 
@@ -58,8 +59,8 @@ fn scaled_row(dst: &mut [f32], src: &[f32], st: f32, so: f32) {
     }
 }
 
-fn not_trans(m: &NvMatrix, function: &'static str, name: &str) -> Result<(), ShapeError> {
-    require(!m.is_trans(), function, &format!("!{name}.isTrans()"))
+fn not_trans(m: MatShape, function: &'static str, name: &str) -> Result<(), ShapeError> {
+    require(!m.trans, function, &format!("!{name}.isTrans()"))
 }
 
 /// The images of `m` (a `(rows, numImages)` row-major matrix), one row at a time.
@@ -98,27 +99,18 @@ pub fn conv_bed_of_nails(
     scale_targets: f32,
     scale_output: f32,
 ) -> Result<(), ShapeError> {
-    const F: &str = "convBedOfNails";
     let num_images = images.cols();
-    let g = nails_geometry(F, images, target, img_size, start_x, stride_x)?;
-    require(
-        images.rows() == num_channels * g.img_pixels,
-        F,
-        "images.getNumRows() == numChannels * imgPixels",
+    let g = bed_of_nails_checks(
+        shape_of(images),
+        shape_of(target),
+        num_channels,
+        img_size,
+        start_x,
+        stride_x,
+        scale_targets,
     )?;
     if scale_targets == 0.0 {
         target.resize(num_channels * g.outputs, num_images);
-    } else {
-        require(
-            target.rows() == num_channels * g.outputs,
-            F,
-            "target.getNumRows() == numChannels * outputs",
-        )?;
-        require(
-            target.cols() == num_images,
-            F,
-            "target.getNumCols() == numImages",
-        )?;
     }
     let src = images.data();
     let out = SharedOut::new(target.data_mut());
@@ -135,6 +127,39 @@ pub fn conv_bed_of_nails(
         );
     });
     Ok(())
+}
+
+/// The host checks of `convBedOfNails` (the target's shape only when `scaleTargets !=
+/// 0`).
+pub(crate) fn bed_of_nails_checks(
+    images: MatShape,
+    target: MatShape,
+    num_channels: usize,
+    img_size: usize,
+    start_x: i32,
+    stride_x: usize,
+    scale_targets: f32,
+) -> Result<Nails, ShapeError> {
+    const F: &str = "convBedOfNails";
+    let g = nails_geometry(F, images, target, img_size, start_x, stride_x)?;
+    require(
+        images.rows == num_channels * g.img_pixels,
+        F,
+        "images.getNumRows() == numChannels * imgPixels",
+    )?;
+    if scale_targets != 0.0 {
+        require(
+            target.rows == num_channels * g.outputs,
+            F,
+            "target.getNumRows() == numChannels * outputs",
+        )?;
+        require(
+            target.cols == images.cols,
+            F,
+            "target.getNumCols() == numImages",
+        )?;
+    }
+    Ok(g)
 }
 
 /// `convBedOfNailsUndo(actsGrad, target, numChannels, imgSize, startX, strideX,
@@ -212,37 +237,20 @@ fn bed_of_nails_undo(
     scale_output: f32,
     fixed: bool,
 ) -> Result<(), ShapeError> {
-    const F: &str = "convBedOfNailsUndo";
     let num_images = acts_grad.cols();
-    let g = nails_geometry(F, target, acts_grad, img_size, start_x, stride_x)?;
-    require(
-        acts_grad.rows() == num_channels * g.outputs,
-        F,
-        "actsGrad.getNumRows() == numChannels * outputs",
+    let g = bed_of_nails_undo_checks(
+        shape_of(acts_grad),
+        shape_of(target),
+        num_channels,
+        img_size,
+        start_x,
+        stride_x,
+        scale_targets,
+        fixed,
     )?;
     if scale_targets == 0.0 {
         target.resize(num_channels * g.img_pixels, num_images);
         target.data_mut().fill(0.0);
-    } else {
-        if fixed {
-            require(
-                target.rows() == num_channels * g.img_pixels,
-                F,
-                "target.getNumRows() == numChannels * imgPixels",
-            )?;
-        } else {
-            // The original's check (see the BUG note above).
-            require(
-                target.rows() == num_channels * g.outputs,
-                F,
-                "target.getNumRows() == numChannels * outputs",
-            )?;
-        }
-        require(
-            target.cols() == num_images,
-            F,
-            "target.getNumCols() == numImages",
-        )?;
     }
     let src = acts_grad.data();
     let out = SharedOut::new(target.data_mut());
@@ -257,14 +265,60 @@ fn bed_of_nails_undo(
     Ok(())
 }
 
-#[derive(Clone, Copy)]
-struct Nails {
+/// The host checks of `convBedOfNailsUndo` (the target's shape only when
+/// `scaleTargets != 0`; `fixed`: the intended row count, else the original's).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn bed_of_nails_undo_checks(
+    acts_grad: MatShape,
+    target: MatShape,
+    num_channels: usize,
     img_size: usize,
-    img_pixels: usize,
-    start: usize,
-    stride: usize,
-    outputs_x: usize,
-    outputs: usize,
+    start_x: i32,
+    stride_x: usize,
+    scale_targets: f32,
+    fixed: bool,
+) -> Result<Nails, ShapeError> {
+    const F: &str = "convBedOfNailsUndo";
+    let g = nails_geometry(F, target, acts_grad, img_size, start_x, stride_x)?;
+    require(
+        acts_grad.rows == num_channels * g.outputs,
+        F,
+        "actsGrad.getNumRows() == numChannels * outputs",
+    )?;
+    if scale_targets != 0.0 {
+        if fixed {
+            require(
+                target.rows == num_channels * g.img_pixels,
+                F,
+                "target.getNumRows() == numChannels * imgPixels",
+            )?;
+        } else {
+            // The original's check (see the BUG note above).
+            require(
+                target.rows == num_channels * g.outputs,
+                F,
+                "target.getNumRows() == numChannels * outputs",
+            )?;
+        }
+        require(
+            target.cols == acts_grad.cols,
+            F,
+            "target.getNumCols() == numImages",
+        )?;
+    }
+    Ok(g)
+}
+
+/// The nails of a bed-of-nails call: output `(oy, ox)` samples image pixel `(start +
+/// oy*stride, start + ox*stride)`.
+#[derive(Clone, Copy)]
+pub(crate) struct Nails {
+    pub img_size: usize,
+    pub img_pixels: usize,
+    pub start: usize,
+    pub stride: usize,
+    pub outputs_x: usize,
+    pub outputs: usize,
 }
 
 impl Nails {
@@ -280,8 +334,8 @@ impl Nails {
 /// check.
 fn nails_geometry(
     f: &'static str,
-    images: &NvMatrix,
-    target: &NvMatrix,
+    images: MatShape,
+    target: MatShape,
     img_size: usize,
     start_x: i32,
     stride_x: usize,
@@ -358,7 +412,7 @@ pub fn conv_gaussian_blur(
     scale_outputs: f32,
 ) -> Result<(), ShapeError> {
     let b = blur_checks(images, filter, num_channels)?;
-    not_trans(target, "convGaussianBlur", "target")?;
+    not_trans(shape_of(target), "convGaussianBlur", "target")?;
     if scale_targets == 0.0 {
         target.resize_like(images);
     } else {
@@ -408,26 +462,7 @@ fn blur_checks(
     filter: &NvMatrix,
     num_channels: usize,
 ) -> Result<Blur, ShapeError> {
-    const F: &str = "convGaussianBlur";
-    require(num_channels > 0, F, "numChannels > 0")?;
-    let radius = filter.cols() / 2;
-    let img_pixels = images.rows() / num_channels;
-    let img_size = (img_pixels as f64).sqrt() as usize;
-    require(
-        img_pixels == img_size * img_size,
-        F,
-        "imgPixels == imgSize * imgSize",
-    )?;
-    require((1..=4).contains(&radius), F, "radius >= 1 && radius <= 4")?;
-    require(img_size > 2 * radius, F, "imgSize >= 2 * radius + 1")?;
-    require(filter.rows() == 1, F, "filter.getNumRows() == 1")?;
-    require(
-        images.rows() == num_channels * img_pixels,
-        F,
-        "images.getNumRows() == numChannels * imgPixels",
-    )?;
-    not_trans(images, F, "images")?;
-    not_trans(filter, F, "filter")?;
+    let (radius, img_size) = blur_shape(shape_of(images), shape_of(filter), num_channels)?;
     let mut taps = [0.0; 8];
     taps[..2 * radius].copy_from_slice(&filter.data()[..2 * radius]);
     Ok(Blur {
@@ -437,6 +472,36 @@ fn blur_checks(
         num_channels,
         taps,
     })
+}
+
+/// The host checks of `convGaussianBlur` on the images and filter; returns `(radius,
+/// imgSize)`.
+pub(crate) fn blur_shape(
+    images: MatShape,
+    filter: MatShape,
+    num_channels: usize,
+) -> Result<(usize, usize), ShapeError> {
+    const F: &str = "convGaussianBlur";
+    require(num_channels > 0, F, "numChannels > 0")?;
+    let radius = filter.cols / 2;
+    let img_pixels = images.rows / num_channels;
+    let img_size = (img_pixels as f64).sqrt() as usize;
+    require(
+        img_pixels == img_size * img_size,
+        F,
+        "imgPixels == imgSize * imgSize",
+    )?;
+    require((1..=4).contains(&radius), F, "radius >= 1 && radius <= 4")?;
+    require(img_size > 2 * radius, F, "imgSize >= 2 * radius + 1")?;
+    require(filter.rows == 1, F, "filter.getNumRows() == 1")?;
+    require(
+        images.rows == num_channels * img_pixels,
+        F,
+        "images.getNumRows() == numChannels * imgPixels",
+    )?;
+    not_trans(images, F, "images")?;
+    not_trans(filter, F, "filter")?;
+    Ok((radius, img_size))
 }
 
 /// A matrix's elements for the blur's tasks: the source (only read) and the target,
@@ -780,25 +845,12 @@ pub fn conv_resize_bilinear(
     tgt_size: usize,
     scale: f32,
 ) -> Result<(), ShapeError> {
-    const F: &str = "convResizeBilinear";
-    not_trans(images, F, "images")?;
-    not_trans(target, F, "target")?;
-    require(
-        img_size >= 2,
-        F,
-        "imgSize >= 2 (the bilinear neighbours inside the image)",
-    )?;
+    let num_channels = resize_checks(shape_of(images), shape_of(target), img_size)?;
     let img_pixels = img_size * img_size;
     let tgt_pixels = tgt_size * tgt_size;
-    let num_channels = images.rows() / img_pixels;
     let num_images = images.cols();
-    require(
-        images.rows() == num_channels * img_pixels,
-        F,
-        "images.getNumRows() == numChannels * imgPixels",
-    )?;
     target.resize(num_channels * tgt_pixels, num_images);
-    let center_scale = (img_size as f64 * 0.5 - tgt_size as f64 * 0.5 * scale as f64) as f32;
+    let center_scale = resize_center_scale(img_size, tgt_size, scale);
     let hi = img_size as f32 - 1.01f32;
     let coord = |p: usize| -> f32 { (p as f32).mul_add(scale, center_scale).min(hi).max(0.0) };
     let src = images.data();
@@ -825,20 +877,60 @@ pub fn conv_resize_bilinear(
     Ok(())
 }
 
+/// The host checks of `convResizeBilinear`; returns `numChannels`.
+pub(crate) fn resize_checks(
+    images: MatShape,
+    target: MatShape,
+    img_size: usize,
+) -> Result<usize, ShapeError> {
+    const F: &str = "convResizeBilinear";
+    not_trans(images, F, "images")?;
+    not_trans(target, F, "target")?;
+    require(
+        img_size >= 2,
+        F,
+        "imgSize >= 2 (the bilinear neighbours inside the image)",
+    )?;
+    let img_pixels = img_size * img_size;
+    let num_channels = images.rows / img_pixels;
+    require(
+        images.rows == num_channels * img_pixels,
+        F,
+        "images.getNumRows() == numChannels * imgPixels",
+    )?;
+    Ok(num_channels)
+}
+
+/// `centerScale` of `convResizeBilinear`: `imgSize/2 - (tgtSize/2)*scale` in double on
+/// the host, passed to the kernel as a float.
+pub(crate) fn resize_center_scale(img_size: usize, tgt_size: usize, scale: f32) -> f32 {
+    (img_size as f64 * 0.5 - tgt_size as f64 * 0.5 * scale as f64) as f32
+}
+
 /// The host checks shared by the colour transforms; returns `imgPixels`.
+pub(crate) fn colour_shape(
+    f: &'static str,
+    images: MatShape,
+    target: MatShape,
+) -> Result<usize, ShapeError> {
+    not_trans(images, f, "images")?;
+    not_trans(target, f, "target")?;
+    let img_pixels = images.rows / 3;
+    require(
+        images.rows == 3 * img_pixels,
+        f,
+        "images.getNumRows() == 3 * imgPixels",
+    )?;
+    Ok(img_pixels)
+}
+
+/// [`colour_shape`], then resizes the target to the images.
 fn colour_checks(
     f: &'static str,
     images: &NvMatrix,
     target: &mut NvMatrix,
 ) -> Result<usize, ShapeError> {
-    not_trans(images, f, "images")?;
-    not_trans(target, f, "target")?;
-    let img_pixels = images.rows() / 3;
-    require(
-        images.rows() == 3 * img_pixels,
-        f,
-        "images.getNumRows() == 3 * imgPixels",
-    )?;
+    let img_pixels = colour_shape(f, shape_of(images), shape_of(target))?;
     target.resize(3 * img_pixels, images.cols());
     Ok(img_pixels)
 }
@@ -955,16 +1047,47 @@ pub fn conv_crop(
     start_y: i32,
     start_x: i32,
 ) -> Result<(), ShapeError> {
+    let num_channels = crop_checks(
+        shape_of(imgs),
+        shape_of(target),
+        img_size,
+        tgt_size,
+        start_y,
+        start_x,
+    )?;
+    let num_images = imgs.cols();
+    let img_pixels = img_size * img_size;
+    let tgt_pixels = tgt_size * tgt_size;
+    let (sy, sx) = (start_y as usize, start_x as usize);
+    target.resize(num_channels * tgt_pixels, num_images);
+    let src = imgs.data();
+    let out = SharedOut::new(target.data_mut());
+    for_each_task(num_channels * tgt_pixels, |r| {
+        let (c, q) = (r / tgt_pixels, r % tgt_pixels);
+        let px = c * img_pixels + (sy + q / tgt_size) * img_size + sx + q % tgt_size;
+        // SAFETY: output row r belongs to this task only.
+        unsafe { out.slice(r * num_images, num_images) }.copy_from_slice(row(src, num_images, px));
+    });
+    Ok(())
+}
+
+/// The host checks of `convCrop`; returns `numChannels`.
+pub(crate) fn crop_checks(
+    imgs: MatShape,
+    target: MatShape,
+    img_size: usize,
+    tgt_size: usize,
+    start_y: i32,
+    start_x: i32,
+) -> Result<usize, ShapeError> {
     const F: &str = "convCrop";
     require(img_size > 0, F, "imgSize > 0")?;
     not_trans(imgs, F, "imgs")?;
     not_trans(target, F, "target")?;
-    let num_images = imgs.cols();
     let img_pixels = img_size * img_size;
-    let tgt_pixels = tgt_size * tgt_size;
-    let num_channels = imgs.rows() / img_pixels;
+    let num_channels = imgs.rows / img_pixels;
     require(
-        imgs.rows() == img_pixels * num_channels,
+        imgs.rows == img_pixels * num_channels,
         F,
         "imgs.getNumRows() == imgPixels * numChannels",
     )?;
@@ -981,16 +1104,7 @@ pub fn conv_crop(
         F,
         "imgSize - startX >= tgtSize",
     )?;
-    target.resize(num_channels * tgt_pixels, num_images);
-    let src = imgs.data();
-    let out = SharedOut::new(target.data_mut());
-    for_each_task(num_channels * tgt_pixels, |r| {
-        let (c, q) = (r / tgt_pixels, r % tgt_pixels);
-        let px = c * img_pixels + (sy + q / tgt_size) * img_size + sx + q % tgt_size;
-        // SAFETY: output row r belongs to this task only.
-        unsafe { out.slice(r * num_images, num_images) }.copy_from_slice(row(src, num_images, px));
-    });
-    Ok(())
+    Ok(num_channels)
 }
 
 /// `convReflectHorizontal(images, targets, imgSize)` — A12-missing; the 2012
@@ -1008,22 +1122,9 @@ pub fn conv_reflect_horizontal(
     targets: &mut NvMatrix,
     img_size: usize,
 ) -> Result<(), ShapeError> {
-    const F: &str = "convReflectHorizontal";
-    require(img_size > 0, F, "imgSize > 0")?;
-    not_trans(images, F, "images")?;
+    let num_colors = reflect_checks(shape_of(images), img_size)?;
     let num_cases = images.cols();
     let img_pixels = img_size * img_size;
-    let num_colors = images.rows() / img_pixels;
-    require(
-        num_colors * img_pixels == images.rows(),
-        F,
-        "numColors * imgPixels == images.getNumRows()",
-    )?;
-    require(
-        num_colors > 0 && num_colors <= 3,
-        F,
-        "numColors > 0 && numColors <= 3",
-    )?;
     targets.resize_like(images);
     let src = images.data();
     let out = SharedOut::new(targets.data_mut());
@@ -1034,6 +1135,26 @@ pub fn conv_reflect_horizontal(
         unsafe { out.slice(r * num_cases, num_cases) }.copy_from_slice(row(src, num_cases, mirror));
     });
     Ok(())
+}
+
+/// The host checks of `convReflectHorizontal`; returns `numColors`.
+pub(crate) fn reflect_checks(images: MatShape, img_size: usize) -> Result<usize, ShapeError> {
+    const F: &str = "convReflectHorizontal";
+    require(img_size > 0, F, "imgSize > 0")?;
+    not_trans(images, F, "images")?;
+    let img_pixels = img_size * img_size;
+    let num_colors = images.rows / img_pixels;
+    require(
+        num_colors * img_pixels == images.rows,
+        F,
+        "numColors * imgPixels == images.getNumRows()",
+    )?;
+    require(
+        num_colors > 0 && num_colors <= 3,
+        F,
+        "numColors > 0 && numColors <= 3",
+    )?;
+    Ok(num_colors)
 }
 
 // ---------------------------------------------------------------------------------
@@ -1149,20 +1270,9 @@ pub fn conv_dequantize_half(
     scale_target: f32,
     scale_output: f32,
 ) -> Result<(), ShapeError> {
-    const F: &str = "convDequantizeHalf";
-    require(
-        src.len() >= divup(num_elements, 2),
-        F,
-        "src holds DIVUP(numElements, 2) words of halves",
-    )?;
+    dequantize_checks(src.len(), tgt.len(), num_elements, scale_target)?;
     if scale_target == 0.0 {
         tgt.resize(1, num_elements);
-    } else {
-        require(
-            tgt.len() == num_elements,
-            F,
-            "tgt.getNumElements() == numElements",
-        )?;
     }
     let s = src.data();
     let out = SharedOut::new(tgt.data_mut());
@@ -1183,5 +1293,29 @@ pub fn conv_dequantize_half(
             *d = scaled(*d, half2float(h), scale_target, scale_output);
         }
     });
+    Ok(())
+}
+
+/// The checks of `convDequantizeHalf` on the element counts of `src` and `tgt` (the
+/// target's only when `scaleTarget != 0`).
+pub(crate) fn dequantize_checks(
+    src_len: usize,
+    tgt_len: usize,
+    num_elements: usize,
+    scale_target: f32,
+) -> Result<(), ShapeError> {
+    const F: &str = "convDequantizeHalf";
+    require(
+        src_len >= divup(num_elements, 2),
+        F,
+        "src holds DIVUP(numElements, 2) words of halves",
+    )?;
+    if scale_target != 0.0 {
+        require(
+            tgt_len == num_elements,
+            F,
+            "tgt.getNumElements() == numElements",
+        )?;
+    }
     Ok(())
 }
