@@ -14,7 +14,9 @@
 //! reused the previous noise when the thread was late), so runs repeat. The noise's
 //! 3-term products are summed in one documented order (the original's `numpy.dot` left
 //! it to BLAS). `color_pca` is needed only with `--color-noise`; an image of the wrong
-//! size, a missing file or a broken pickle is an error, not a crash.
+//! size, a missing file or a broken pickle is an error, not a crash. JPEGs are decoded
+//! by the `image` crate (zune-jpeg), whose pixels may differ by a level or two from
+//! PIL's libjpeg on the same file.
 
 use super::batches::{array_f64, batch_meta, batch_path, BatchMeta, Cursor, BATCH_META_FILE};
 use super::cifar::Batch;
@@ -198,7 +200,6 @@ fn color_pca(meta: &PyObj, path: &Path) -> Result<([f32; 3], [[f32; 3]; 3]), Str
 }
 
 impl JpegCroppedProvider {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         dir: &Path,
         range: Vec<usize>,
