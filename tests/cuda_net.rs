@@ -108,3 +108,40 @@ fn nets_train_to_the_cpu_bits_on_every_backend() {
         }
     }
 }
+
+/// `convnet --device=cuda` trains on the GPU where there is one, and otherwise stops
+/// with a clear error (exit status 1, no panic).
+#[test]
+fn the_cli_runs_on_a_gpu_or_says_why_not() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "--layer-def=layer-defs/fmnist-80sec.cfg",
+            "--layer-params=params/fmnist-80sec.cfg",
+            "--data-dims=784,1",
+            "--mini=32",
+            "--bench=1",
+            "--device=cuda",
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    match convnet::cuda::Cuda::device_count() {
+        Ok(n) if n > 0 => {
+            assert!(out.status.success(), "{stderr}");
+            assert!(stdout.contains("Image kernels on "), "{stdout}");
+            assert!(stdout.contains(" images/s"), "{stdout}");
+        }
+        _ => {
+            eprintln!("SKIPPED: no CUDA GPU; checking the error instead");
+            assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+            assert!(
+                stderr.contains("convnet: error: --device=cuda: GPU: "),
+                "{stderr}"
+            );
+        }
+    }
+}

@@ -106,6 +106,7 @@ pub const EXTRA_OPTIONS: &[(&str, bool, &str)] = &[
     ("data-dims", true, "D0,D1,...: data matrix sizes by dataIdx where no data provider is asked (--dump-layers, --bench; default 3072,1)"),
     ("num-classes", true, "classes where no data provider is asked (default 10)"),
     ("seed", true, "seed of the weight initialisation, the providers' crops and the net's random numbers (default 0)"),
+    ("device", true, "cpu|cuda: where the convolution, pooling and normalisation kernels run; cuda: our cuda/ kernels on the first device of --gpu (default cpu)"),
     ("bench", true, "N: train N minibatches of synthetic data after one untimed warm-up, print images/s (excuses the data, save and range options)"),
 ];
 
@@ -146,6 +147,8 @@ pub struct Extras {
     pub num_classes: i64,
     pub seed: u64,
     pub bench: Option<usize>,
+    /// `--device=cuda`: the image kernels on a CUDA GPU.
+    pub cuda: bool,
 }
 
 impl Default for Extras {
@@ -157,6 +160,7 @@ impl Default for Extras {
             num_classes: 10,
             seed: 0,
             bench: None,
+            cuda: false,
         }
     }
 }
@@ -222,6 +226,13 @@ pub fn parse_command_line(args: &[String], table: &Options) -> Result<CommandLin
                 extras.seed = value
                     .parse()
                     .map_err(|_| format!("--seed: '{value}' is not a non-negative integer"))?
+            }
+            "device" => {
+                extras.cuda = match value.as_str() {
+                    "cpu" => false,
+                    "cuda" => true,
+                    _ => return Err(format!("--device: '{value}' is not one of cpu, cuda")),
+                }
             }
             "bench" => {
                 extras.bench =

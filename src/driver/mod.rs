@@ -21,7 +21,7 @@ use crate::checkpoint;
 use crate::checkpoint::value::{Obj, PyObj};
 use crate::config::Net;
 use crate::config::{detect_generation, Generation};
-use crate::net::{ConvNet, Cost, GcSummary, NetError, NetOptions};
+use crate::net::{ConvNet, Cost, Device, GcSummary, NetError, NetOptions};
 use crate::nvmatrix::NvMatrix;
 use crate::options::{OptionError, Options};
 use cli::{parse_command_line, Compat};
@@ -93,6 +93,8 @@ pub trait Network {
     ) -> Result<GcSummary, NetError>;
     /// `syncWithHost()`: the weights back into the layer dicts.
     fn sync_to_host(&self, net: &mut Net);
+    /// Runs the image kernels on `device` (`--device=cuda`).
+    fn set_device(&mut self, _device: Device) {}
 }
 
 impl Network for ConvNet {
@@ -125,6 +127,9 @@ impl Network for ConvNet {
     }
     fn sync_to_host(&self, net: &mut Net) {
         ConvNet::sync_to_host(self, net)
+    }
+    fn set_device(&mut self, device: Device) {
+        ConvNet::set_device(self, device)
     }
 }
 

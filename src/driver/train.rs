@@ -16,7 +16,7 @@ use crate::config::value::{Array, Value};
 use crate::config::{parse_layers, reparse_params, Generation, Model, Net};
 use crate::data::cifar::Batch;
 use crate::data::provider::{get_instance, DataProvider, DpParams};
-use crate::net::{Cost, NetOptions};
+use crate::net::{Cost, Device, NetOptions};
 use crate::nvmatrix::NvMatrix;
 use crate::options::Options;
 use std::cell::RefCell;
@@ -284,6 +284,14 @@ impl ConvNetModel {
             make_net(&m.net, opts)
                 .map_err(|e| Stop::error(format!("Error creating ConvNet: {e}")))?,
         );
+        if m.extras.cuda {
+            // The first non-negative id of --gpu (the original's "fastest" -2: device 0).
+            let ordinal = m.device_ids.first().map_or(0, |&g| g.max(0) as usize);
+            let device =
+                Device::cuda(ordinal).map_err(|e| Stop::error(format!("--device=cuda: {e}")))?;
+            m.out.line(&format!("Image kernels on {}", device.name()));
+            m.convnet.as_mut().expect("made above").set_device(device);
+        }
         if let Some(n) = m.extras.bench {
             let mini = opts.minibatch_size;
             let (dims, classes, seed) = (

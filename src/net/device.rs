@@ -35,6 +35,21 @@ impl From<GpuError> for NetError {
 }
 
 impl Device {
+    /// CUDA device `ordinal` (`--device=cuda --gpu=ordinal`).
+    pub fn cuda(ordinal: usize) -> Result<Device, GpuError> {
+        Ok(Device::Gpu(Box::new(crate::cuda::driver::Cuda::open(
+            ordinal,
+        )?)))
+    }
+
+    /// What runs the kernels, for the log.
+    pub fn name(&self) -> String {
+        match self {
+            Device::Cpu => "the CPU".into(),
+            Device::Gpu(b) => b.name(),
+        }
+    }
+
     /// Runs one kernel. On the CPU: `cpu(targets)`. On a backend: uploads `inputs` and,
     /// when `read_targets` (the kernel scales what its targets hold), the targets;
     /// otherwise gives each target zeroed device memory of its `shapes` entry
