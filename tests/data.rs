@@ -197,7 +197,7 @@ fn cifar_provider_subtracts_the_mean_as_numpy() {
         (p.data_dims(0), p.data_dims(1), p.num_classes()),
         (9, 1, 10)
     );
-    let b = p.next_batch();
+    let b = p.next_batch().unwrap();
     assert_eq!((b.epoch, b.batchnum), (1, 1));
     let (d, l) = (&b.data[0], &b.data[1]);
     assert_eq!((d.rows(), d.cols(), l.rows(), l.cols()), (9, 12, 1, 12));
@@ -207,7 +207,7 @@ fn cifar_provider_subtracts_the_mean_as_numpy() {
         }
     }
     assert_eq!(l.get(0, 7), 7.0);
-    assert_eq!(p.next_batch().epoch, 2);
+    assert_eq!(p.next_batch().unwrap().epoch, 2);
 }
 
 #[test]
@@ -220,7 +220,7 @@ fn cropped_provider_crops_flips_and_takes_ten_views() {
     let mut test =
         CroppedCifarProvider::new(Generation::C1, &dir, vec![1], 1, None, 1, false, true, 0)
             .unwrap();
-    let b = test.next_batch();
+    let b = test.next_batch().unwrap();
     assert_eq!(b.data[0].cols(), 12);
     for c in 0..12 {
         assert_eq!(b.data[0].get(0, c), value(c, 1, 1));
@@ -229,7 +229,7 @@ fn cropped_provider_crops_flips_and_takes_ten_views() {
         CroppedCifarProvider::new(Generation::C1, &dir, vec![1], 1, None, 1, true, true, 0)
             .unwrap();
     assert_eq!(multi.num_views(), 10);
-    let b = multi.next_batch();
+    let b = multi.next_batch().unwrap();
     assert_eq!((b.data[0].cols(), b.data[1].cols()), (120, 120));
     let starts = [(0, 0), (0, 2), (1, 1), (2, 0), (2, 2)];
     for (v, &(y, x)) in starts.iter().enumerate() {
@@ -246,7 +246,7 @@ fn cropped_provider_crops_flips_and_takes_ten_views() {
             .unwrap();
     let mut seen = std::collections::HashSet::new();
     for _ in 0..20 {
-        let b = train.next_batch();
+        let b = train.next_batch().unwrap();
         for c in 0..12 {
             let got = b.data[0].get(0, c);
             let pos = (0..9)
@@ -352,7 +352,7 @@ fn cifar10_python_batches_become_column_batches() {
     );
     let mut p = CifarProvider::new(Generation::C1, &out, vec![1], 1, None).unwrap();
     assert_eq!((p.data_dims(0), p.num_classes()), (3072, 10));
-    let b = p.next_batch();
+    let b = p.next_batch().unwrap();
     let mean7 = (0..10).map(|c| ((3 * c + 7) % 251) as f64).sum::<f64>() / 10.0;
     assert_eq!(
         b.data[0].get(7, 4),
@@ -418,7 +418,7 @@ fn the_2012_providers_add_one_hot_labels_and_take_nine_views() {
     let dir = imported("a12");
     let mut p = CifarProvider::new(Generation::A12, &dir, vec![1], 1, None).unwrap();
     assert_eq!((p.data_dims(0), p.data_dims(1), p.data_dims(2)), (9, 1, 10));
-    let b = p.next_batch();
+    let b = p.next_batch().unwrap();
     let onehot = &b.data[2];
     assert_eq!((onehot.rows(), onehot.cols()), (10, 12));
     for c in 0..12 {
@@ -431,7 +431,7 @@ fn the_2012_providers_add_one_hot_labels_and_take_nine_views() {
         CroppedCifarProvider::new(Generation::A12, &dir, vec![1], 1, None, 1, true, true, 0)
             .unwrap();
     assert_eq!(multi.num_views(), 9);
-    let b = multi.next_batch();
+    let b = multi.next_batch().unwrap();
     assert_eq!(b.data[0].cols(), 108);
     let centre_mean = mean(4);
     for k in 0..9 {
@@ -451,6 +451,7 @@ fn get_instance_names_the_providers_as_the_original() {
     let dp = DpParams {
         crop_border: 1,
         multiview_test: true,
+        ..DpParams::default()
     };
     let get = |ty: Option<&str>, test| {
         get_instance(Generation::C1, &dir, vec![1], 1, None, ty, dp, test, 0)
@@ -460,10 +461,10 @@ fn get_instance_names_the_providers_as_the_original() {
         (p.data_dims(0), p.num_views(), p.num_classes()),
         (1, 10, 10)
     );
-    assert_eq!(p.next_batch().data[0].cols(), 120);
+    assert_eq!(p.next_batch().unwrap().data[0].cols(), 120);
     assert_eq!(get(Some("cifar"), false).unwrap().data_dims(0), 9);
     let mut d = get(Some("dummy-cn-20"), false).unwrap();
-    let b = d.next_batch();
+    let b = d.next_batch().unwrap();
     // The original's dummy provider reports the epoch after advancing.
     assert_eq!(
         (b.epoch, b.batchnum, b.data[0].rows(), b.data[0].cols()),
@@ -479,4 +480,49 @@ fn get_instance_names_the_providers_as_the_original() {
     assert_eq!(err(Some("bogus")), "No such data provider: bogus");
     assert!(err(Some("dummy-labeled-5")).contains("cannot train on"));
     assert!(err(Some("dummy-cn-x")).contains("No such data provider"));
+}
+
+#[test]
+fn cropped_cifar_training_crops_and_flips_as_computed_here() {
+    let dir = scratch("cifar-crops");
+    synthetic_cifar(&dir);
+    let out = dir.join("batches");
+    let r = Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(["import", "cifar10", "--src"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // 32x32, border 4: 24x24 crops at offsets 0..=8, flipped or not; the mean's
+    // centre crop (over the 10 training cases) is subtracted.
+    let px = |c: usize, v: usize| ((3 * c + v) % 251) as f64;
+    let mean = |v: usize| (0..10).map(|c| px(c, v)).sum::<f64>() / 10.0;
+    let expected = |c: usize, (sy, sx, flip): (usize, usize, bool), d: usize| {
+        let (ch, y, x) = (d / 576, d / 24 % 24, d % 24);
+        let src_x = if flip { sx + 23 - x } else { sx + x };
+        let v = (ch * 32 + sy + y) * 32 + src_x;
+        let centre = (ch * 32 + 4 + y) * 32 + 4 + x;
+        (px(c, v) as f32 as f64 - mean(centre)) as f32
+    };
+    let mut p =
+        CroppedCifarProvider::new(Generation::C1, &out, vec![1], 1, None, 4, false, false, 5)
+            .unwrap();
+    let mut flips = std::collections::HashSet::new();
+    for _ in 0..4 {
+        let b = p.next_batch().unwrap();
+        assert_eq!((b.data[0].rows(), b.data[0].cols()), (1728, 10));
+        for c in 0..10 {
+            let fits: Vec<(usize, usize, bool)> = (0..81)
+                .flat_map(|k| [false, true].map(|f| (k / 9, k % 9, f)))
+                .filter(|&crop| (0..1728).all(|d| b.data[0].get(d, c) == expected(c, crop, d)))
+                .collect();
+            assert!(!fits.is_empty(), "case {c} is no crop of its image");
+            if fits.iter().all(|f| f.2 == fits[0].2) {
+                flips.insert(fits[0].2);
+            }
+        }
+    }
+    assert_eq!(flips.len(), 2, "both flipped and unflipped crops occur");
 }

@@ -33,23 +33,34 @@ fn bench(args: BenchArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `convnet import fashion-mnist|cifar10`: write cuda-convnet batch files from a dataset.
+/// `convnet import fashion-mnist|cifar10|jpeg-folder`: write cuda-convnet batch files
+/// from a dataset.
 #[derive(Parser)]
-#[command(name = "convnet import")]
+#[command(
+    name = "convnet import",
+    after_help = "jpeg-folder: --src holds one subfolder per class, named after the class \
+        (classes are numbered in name order), with .jpg, .jpeg or .png images; each image's \
+        central square is scaled to --size and stored as a JPEG in the 2012 batch format \
+        of --data-provider=inet-lr-cropped-jpeg: data_batch_N = (jpeg_strings, orig_sizes, \
+        [(class, index)]), batches.meta with data_mean, label_names, num_vis, batch_size and \
+        color_pca. Training images are shuffled (--seed) into batches 1..k; --test-src \
+        images follow in batches k+1.."
+)]
 struct ImportArgs {
     /// The dataset.
-    #[arg(value_parser = ["fashion-mnist", "cifar10"])]
+    #[arg(value_parser = ["fashion-mnist", "cifar10", "jpeg-folder"])]
     dataset: String,
     /// Directory of the dataset's files: the IDX files (default
-    /// /usr/share/datasets/fashion-mnist), or cifar-10-batches-py.
+    /// /usr/share/datasets/fashion-mnist), cifar-10-batches-py, or the image folder
+    /// (one subfolder per class).
     #[arg(long)]
     src: Option<PathBuf>,
     /// Directory to write data_batch_N and batches.meta into.
     #[arg(long)]
     out: PathBuf,
-    /// Cases per batch file.
-    #[arg(long = "cases-per-batch", default_value_t = convnet::data::import::CASES_PER_BATCH)]
-    cases_per_batch: usize,
+    /// Cases per batch file (default 10000; jpeg-folder 1024).
+    #[arg(long = "cases-per-batch")]
+    cases_per_batch: Option<usize>,
     /// Keep only the first N training cases.
     #[arg(long = "train-cases")]
     train_cases: Option<usize>,
@@ -59,6 +70,18 @@ struct ImportArgs {
     /// Zip each file (member `data`), as --zip-save does checkpoints.
     #[arg(long)]
     zip: bool,
+    /// jpeg-folder: side of the stored square images.
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    /// jpeg-folder: JPEG quality (1-100).
+    #[arg(long, default_value_t = 90)]
+    quality: u8,
+    /// jpeg-folder: seed of the shuffle of the images.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// jpeg-folder: a folder of test images (subfolders of the same classes).
+    #[arg(long = "test-src")]
+    test_src: Option<PathBuf>,
 }
 
 fn import(args: ImportArgs) -> ExitCode {
@@ -71,9 +94,14 @@ fn import(args: ImportArgs) -> ExitCode {
             let _ = std::io::stderr().flush();
         }
     };
-    use convnet::data::import;
+    use convnet::data::{import, jpeg_import};
+    let jpeg = args.dataset == "jpeg-folder";
     let layout = import::Layout {
-        cases_per_batch: args.cases_per_batch,
+        cases_per_batch: args.cases_per_batch.unwrap_or(if jpeg {
+            jpeg_import::JPEG_CASES_PER_BATCH
+        } else {
+            import::CASES_PER_BATCH
+        }),
         train_cases: args.train_cases,
         test_cases: args.test_cases,
         zip: args.zip,
@@ -85,8 +113,24 @@ fn import(args: ImportArgs) -> ExitCode {
                 .unwrap_or_else(|| import::FASHION_MNIST_DIR.into());
             import::fashion_mnist(&src, &args.out, &layout, progress)
         }
-        (_, Some(src)) => import::cifar10(src, &args.out, &layout, progress),
-        (_, None) => Err("cifar10 needs --src DIR (the cifar-10-batches-py directory)".into()),
+        ("jpeg-folder", Some(src)) => {
+            let opts = jpeg_import::JpegOptions {
+                size: args.size,
+                quality: args.quality,
+                seed: args.seed,
+                test_src: args.test_src.clone(),
+            };
+            jpeg_import::jpeg_folder(src, &args.out, &layout, &opts, progress)
+        }
+        ("cifar10", Some(src)) => import::cifar10(src, &args.out, &layout, progress),
+        (d, _) => Err(format!(
+            "{d} needs --src DIR (the {})",
+            if jpeg {
+                "image folder"
+            } else {
+                "cifar-10-batches-py directory"
+            }
+        )),
     };
     if tty {
         eprintln!();

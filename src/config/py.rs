@@ -148,16 +148,21 @@ pub fn fmt_3f(v: f64) -> String {
     format!("{v:.3}")
 }
 
-/// `numpy.ndarray.sum()` of a short contiguous float32 array: numpy's pairwise sum,
-/// which below 8 elements adds in order and up to 128 keeps 8 running sums.
+/// `numpy.ndarray.sum()` of a contiguous float32 array (numpy 1.x): numpy's pairwise
+/// sum, which below 8 elements adds in order, up to 128 keeps 8 running sums, and
+/// above splits in halves (the first a multiple of 8 long).
 pub fn numpy_sum_f32(a: &[f32]) -> f32 {
-    assert!(a.len() <= 128, "longer arrays take numpy's recursive split");
-    if a.len() < 8 {
+    let n = a.len();
+    if n < 8 {
         return a.iter().fold(0.0f32, |s, &x| s + x);
+    }
+    if n > 128 {
+        let half = n / 2 - n / 2 % 8;
+        return numpy_sum_f32(&a[..half]) + numpy_sum_f32(&a[half..]);
     }
     let mut r = [0f32; 8];
     r.copy_from_slice(&a[..8]);
-    let whole = a.len() - a.len() % 8;
+    let whole = n - n % 8;
     for chunk in a[8..whole].chunks_exact(8) {
         for (acc, &x) in r.iter_mut().zip(chunk) {
             *acc += x;
@@ -168,6 +173,16 @@ pub fn numpy_sum_f32(a: &[f32]) -> f32 {
         res += x;
     }
     res
+}
+
+/// `numpy.ndarray.mean()` of a contiguous float32 array: the reduction starts from 0,
+/// adds [`numpy_sum_f32`], and the quotient by the count is rounded to float32 (NaN
+/// when empty).
+pub fn numpy_mean_f32(a: &[f32]) -> f32 {
+    if a.is_empty() {
+        return f32::NAN;
+    }
+    ((0f32 + numpy_sum_f32(a)) as f64 / a.len() as f64) as f32
 }
 
 /// Bytes as the latin-1 chars this module works on.

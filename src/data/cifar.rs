@@ -10,6 +10,7 @@
 //! (the original's numpy generator was never seeded).
 
 use super::batches::{batch_meta, load_batch, BatchMeta, Cursor, RawBatch};
+use super::crop::{centre_crop, for_each_pixel, ten_views, View};
 use super::provider::DataProvider;
 use crate::config::Generation;
 use crate::nvmatrix::NvMatrix;
@@ -109,7 +110,7 @@ impl CifarProvider {
 impl DataProvider for CifarProvider {
     /// `get_next_batch()`: `[data, labels]`; 2012 adds `labelsMat`, the one-hot
     /// `(classes, cases)` matrix.
-    fn next_batch(&mut self) -> Batch {
+    fn next_batch(&mut self) -> Result<Batch, String> {
         let (epoch, batchnum) = self.cursor.advance();
         let (d, l) = &self.batches[batchnum - self.cursor.range[0]];
         let mut data = vec![d.clone(), l.clone()];
@@ -123,11 +124,11 @@ impl DataProvider for CifarProvider {
             }
             data.push(onehot);
         }
-        Batch {
+        Ok(Batch {
             epoch,
             batchnum,
             data,
-        }
+        })
     }
 
     /// `get_data_dims(idx)`: `num_vis`, 1, and in 2012 the number of classes.
@@ -187,20 +188,7 @@ impl CroppedCifarProvider {
             ));
         }
         let batches = load_range(dir, &range, meta.num_vis)?;
-        let inner = size - 2 * crop_border;
-        let mut mean = Vec::with_capacity(colors * inner * inner);
-        for c in 0..colors {
-            for y in crop_border..crop_border + inner {
-                for x in crop_border..crop_border + inner {
-                    mean.push(
-                        meta.data_mean
-                            .get((c * size + y) * size + x)
-                            .copied()
-                            .unwrap_or(0.0),
-                    );
-                }
-            }
-        }
+        let mean = centre_crop(&meta.data_mean, colors, size, crop_border, 0.0);
         Ok(CroppedCifarProvider {
             gen,
             cursor: Cursor::new(range, epoch, batchnum),
@@ -220,75 +208,68 @@ impl CroppedCifarProvider {
         self.size - 2 * self.border
     }
 
-    /// `(y, x, flipped)` of each multiview test view.
-    fn views(&self) -> Vec<(usize, usize, bool)> {
+    /// The multiview test's views: 2011 [`ten_views`], 2012 the 3x3 grid.
+    fn views(&self) -> Vec<View> {
         let b = self.border;
         match self.gen {
-            Generation::C1 => {
-                let starts = [(0, 0), (0, 2 * b), (b, b), (2 * b, 0), (2 * b, 2 * b)];
-                [false, true]
-                    .iter()
-                    .flat_map(|&f| starts.iter().map(move |&(y, x)| (y, x, f)))
-                    .collect()
-            }
-            Generation::A12 => (0..9).map(|k| (k / 3 * b, k % 3 * b, false)).collect(),
+            Generation::C1 => ten_views(b),
+            Generation::A12 => (0..9)
+                .map(|k| View {
+                    y: k / 3 * b,
+                    x: k % 3 * b,
+                    flip: false,
+                })
+                .collect(),
         }
-    }
-
-    /// A uniform integer in `0..n` from the provider's generator.
-    fn below(&mut self, n: usize) -> usize {
-        (self.rng.next_u64() % n as u64) as usize
     }
 }
 
 impl DataProvider for CroppedCifarProvider {
     /// `get_next_batch()`.
-    fn next_batch(&mut self) -> Batch {
+    fn next_batch(&mut self) -> Result<Batch, String> {
         let (epoch, batchnum) = self.cursor.advance();
         let bi = batchnum - self.cursor.range[0];
         let (cases, inner, b) = (self.batches[bi].cases, self.inner(), self.border);
         let views = self.num_views();
         let dims = self.data_dims(0);
         let mut out = vec![0f32; dims * cases * views];
-        // One crop of case `c` at `(sy, sx)`, flipped or not, into column `col`.
-        let mut crop = |p: &Self, c: usize, sy: usize, sx: usize, flip: bool, col: usize| {
-            let raw = &p.batches[bi];
-            for ch in 0..p.colors {
-                for y in 0..inner {
-                    for x in 0..inner {
-                        let src_x = if flip { sx + inner - 1 - x } else { sx + x };
-                        let v = ((ch * p.size + sy + y) * p.size + src_x) * cases + c;
-                        let d = (ch * inner + y) * inner + x;
-                        // float32 pixel minus the float64 mean, rounded to float32.
-                        out[d * cases * views + col] =
-                            (raw.data[v] as f32 as f64 - p.mean[d]) as f32;
-                    }
-                }
-            }
+        let (colors, size) = (self.colors, self.size);
+        // One crop of case `c` into column `col`.
+        let mut crop = |p: &Self, c: usize, view: View, col: usize| {
+            let (raw, mean) = (&p.batches[bi].data, &p.mean);
+            for_each_pixel(colors, size, inner, view, |d, v| {
+                // float32 pixel minus the float64 mean, rounded to float32.
+                out[d * cases * views + col] = (raw[v * cases + c] as f32 as f64 - mean[d]) as f32;
+            });
         };
         if !self.test {
             for c in 0..cases {
-                let (sy, sx) = (self.below(2 * b + 1), self.below(2 * b + 1));
-                let flip = self.below(2) == 0;
-                crop(self, c, sy, sx, flip, c);
+                let (y, x) = (self.rng.below(2 * b + 1), self.rng.below(2 * b + 1));
+                let flip = self.rng.below(2) == 0;
+                crop(self, c, View { y, x, flip }, c);
             }
         } else if self.multiview {
-            for (v, (sy, sx, flip)) in self.views().into_iter().enumerate() {
+            for (v, view) in self.views().into_iter().enumerate() {
                 for c in 0..cases {
-                    crop(self, c, sy, sx, flip, v * cases + c);
+                    crop(self, c, view, v * cases + c);
                 }
             }
         } else {
+            let centre = View {
+                y: b,
+                x: b,
+                flip: false,
+            };
             for c in 0..cases {
-                crop(self, c, b, b, false, c);
+                crop(self, c, centre, c);
             }
         }
         let labels = labels_row(&self.batches[bi].labels, views);
-        Batch {
+        Ok(Batch {
             epoch,
             batchnum,
             data: vec![NvMatrix::from_vec(dims, cases * views, false, out), labels],
-        }
+        })
     }
 
     /// `get_data_dims(idx)`.

@@ -100,7 +100,7 @@ pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>, String> {
     Ok(read_idx(path, 1)?.1)
 }
 
-fn array(kind: char, size: usize, shape: Vec<u64>, data: Vec<u8>) -> Obj {
+pub(crate) fn array(kind: char, size: usize, shape: Vec<u64>, data: Vec<u8>) -> Obj {
     let dtype = Dtype {
         kind,
         size,
@@ -114,13 +114,13 @@ fn array(kind: char, size: usize, shape: Vec<u64>, data: Vec<u8>) -> Obj {
     })))
 }
 
-fn dict(items: Vec<(&str, Obj)>) -> Obj {
+pub(crate) fn dict(items: Vec<(&str, Obj)>) -> Obj {
     Rc::new(PyObj::Dict(RefCell::new(
         items.into_iter().map(|(k, v)| (pystr(k), v)).collect(),
     )))
 }
 
-fn list(items: Vec<Obj>) -> Obj {
+pub(crate) fn list(items: Vec<Obj>) -> Obj {
     Rc::new(PyObj::List(RefCell::new(items)))
 }
 
@@ -153,6 +153,49 @@ struct Dataset {
     train: (Vec<u8>, Vec<i64>),
     test: (Vec<u8>, Vec<i64>),
     label_names: Vec<String>,
+}
+
+/// The mean of images of `num_vis` bytes, summed exactly.
+pub(crate) struct MeanImage {
+    sums: Vec<u64>,
+    count: u64,
+}
+
+impl MeanImage {
+    pub(crate) fn new(num_vis: usize) -> MeanImage {
+        MeanImage {
+            sums: vec![0; num_vis],
+            count: 0,
+        }
+    }
+    pub(crate) fn add(&mut self, img: &[u8]) {
+        for (s, &p) in self.sums.iter_mut().zip(img) {
+            *s += p as u64;
+        }
+        self.count += 1;
+    }
+    /// `data_mean`: float64 `(num_vis, 1)` (zeros without images).
+    pub(crate) fn array(&self) -> Obj {
+        let n = self.count.max(1) as f64;
+        let bytes = self
+            .sums
+            .iter()
+            .flat_map(|&s| (s as f64 / n).to_le_bytes())
+            .collect();
+        array('f', 8, vec![self.sums.len() as u64, 1], bytes)
+    }
+}
+
+/// Pickles `obj` into `out/name` (zipped when `zip`); returns the path.
+pub(crate) fn write_pickle(
+    out: &Path,
+    name: &str,
+    obj: &Obj,
+    zip: bool,
+) -> Result<PathBuf, String> {
+    let path = out.join(name);
+    save_atomic(&path, &dumps(obj), zip).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
 }
 
 /// How a dataset is cut into batch files (ours; the defaults give the datasets'
@@ -207,32 +250,20 @@ fn write_dataset(
     }
     let total = jobs.len() + 1;
     let mut written = Vec::new();
-    let write = |name: &str, obj: &Obj| -> Result<PathBuf, String> {
-        let path = out.join(name);
-        save_atomic(&path, &dumps(obj), layout.zip)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(path)
-    };
+    let write = |name: &str, obj: &Obj| write_pickle(out, name, obj, layout.zip);
     for (i, (pixels, labels)) in jobs.iter().enumerate() {
         let name = format!("data_batch_{}", i + 1);
         written.push(write(&name, &batch(pixels, labels, num_vis, &name))?);
         progress(i + 1, total);
     }
 
-    let mut mean = vec![0f64; num_vis];
+    let mut mean = MeanImage::new(num_vis);
     for img in train.0.chunks_exact(num_vis) {
-        for (m, &p) in mean.iter_mut().zip(img) {
-            *m += p as f64;
-        }
+        mean.add(img);
     }
-    let cases = train.1.len().max(1) as f64;
-    let mean: Vec<u8> = mean
-        .iter()
-        .flat_map(|m| (m / cases).to_le_bytes())
-        .collect();
     let names = list(ds.label_names.iter().map(|n| pystr(n)).collect());
     let meta = dict(vec![
-        ("data_mean", array('f', 8, vec![num_vis as u64, 1], mean)),
+        ("data_mean", mean.array()),
         ("label_names", names),
         ("num_cases_per_batch", Rc::new(PyObj::Int(per_batch as i64))),
         ("num_vis", Rc::new(PyObj::Int(num_vis as i64))),

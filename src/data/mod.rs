@@ -3,5 +3,8 @@
 
 pub mod batches;
 pub mod cifar;
+pub mod crop;
 pub mod import;
+pub mod jpeg;
+pub mod jpeg_import;
 pub mod provider;

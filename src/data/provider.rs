@@ -1,9 +1,11 @@
 //! Port of `DataProvider.get_instance` (data.py) and the providers convnet.py
-//! registers (`cifar`, `cifar-cropped`, `dummy-cn-<dims>`), behind one trait: what the
+//! registers (`cifar`, `cifar-cropped`, `dummy-cn-<dims>`; 2012 also
+//! `inet-lr-cropped-jpeg`), behind one trait: what the
 //! training driver asks of a provider.
 
 use super::batches::{batch_meta, Cursor};
 use super::cifar::{Batch, CifarProvider, CroppedCifarProvider};
+use super::jpeg::JpegCroppedProvider;
 use crate::config::Generation;
 use crate::nvmatrix::NvMatrix;
 use crate::synthetic::SplitMix64;
@@ -11,8 +13,9 @@ use std::path::Path;
 
 /// What convnet.py uses of a data provider.
 pub trait DataProvider {
-    /// `get_next_batch()`: `(epoch, batchnum, [data, labels, ...])`.
-    fn next_batch(&mut self) -> Batch;
+    /// `get_next_batch()`: `(epoch, batchnum, [data, labels, ...])`; an error where a
+    /// batch file read now is missing or broken.
+    fn next_batch(&mut self) -> Result<Batch, String>;
     /// `get_data_dims(idx)`.
     fn data_dims(&self, idx: usize) -> usize;
     /// `get_num_classes()`.
@@ -49,7 +52,7 @@ impl DummyProvider {
 }
 
 impl DataProvider for DummyProvider {
-    fn next_batch(&mut self) -> Batch {
+    fn next_batch(&mut self) -> Result<Batch, String> {
         self.cursor.advance();
         let data: Vec<f32> = (0..self.dims * DUMMY_CASES)
             .map(|_| self.rng.uniform(0.0, 1.0))
@@ -57,14 +60,14 @@ impl DataProvider for DummyProvider {
         let labels: Vec<f32> = (0..DUMMY_CASES)
             .map(|_| (self.rng.next_u64() % DUMMY_CLASSES as u64) as f32)
             .collect();
-        Batch {
+        Ok(Batch {
             epoch: self.cursor.epoch,
             batchnum: self.cursor.batchnum(),
             data: vec![
                 NvMatrix::from_vec(self.dims, DUMMY_CASES, false, data),
                 NvMatrix::from_vec(1, DUMMY_CASES, false, labels),
             ],
-        }
+        })
     }
     fn data_dims(&self, idx: usize) -> usize {
         if idx == 0 {
@@ -78,11 +81,14 @@ impl DataProvider for DummyProvider {
     }
 }
 
-/// The `dp_params` convnet.py passes: `--crop-border`, `--multiview-test`.
+/// The `dp_params` convnet.py passes: `--crop-border`, `--multiview-test`, and in
+/// 2012 `--color-noise` and `--scalar-mean` (`--pca-noise` is passed but never used).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DpParams {
     pub crop_border: usize,
     pub multiview_test: bool,
+    pub color_noise: f64,
+    pub scalar_mean: bool,
 }
 
 /// `DataProvider.get_instance(data_dir, batch_range, init_epoch, init_batchnum, type,
@@ -139,6 +145,15 @@ pub fn get_instance(
             init_batchnum,
             dp_params.crop_border,
             dp_params.multiview_test,
+            test,
+            seed,
+        )?)),
+        "inet-lr-cropped-jpeg" if gen == Generation::A12 => Ok(Box::new(JpegCroppedProvider::new(
+            data_dir,
+            batch_range,
+            init_epoch,
+            init_batchnum,
+            dp_params,
             test,
             seed,
         )?)),

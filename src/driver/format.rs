@@ -3,6 +3,7 @@
 //! the `%6f` / `%.6f` / `%e` / `%.3f` formats the original used, and `repr` of the
 //! values it printed with `%s`.
 
+use crate::config::py;
 use std::io::Write;
 
 /// A Python 2 file object as the `print` statement writes to it: `print a,` writes a
@@ -197,48 +198,11 @@ pub fn weights_line(layer: &str, what: &str, mean_w: f32, mean_inc: f32) -> Stri
     )
 }
 
-/// numpy 1.x's `n.mean(n.abs(a))` of a float32 array, as the test block computed it:
-/// the absolute values summed in memory order by numpy's float32 pairwise summation
-/// (blocks of 8 partial sums below 128 elements, halves above), from 0, then divided
-/// by the count and rounded to float32.
+/// numpy 1.x's `n.mean(n.abs(a))` of a float32 array, as the test block computed it
+/// ([`py::numpy_mean_f32`] of the absolute values).
 pub fn mean_abs_f32(data: &[f32]) -> f32 {
-    fn pairwise(a: &[f32]) -> f32 {
-        let n = a.len();
-        if n < 8 {
-            let mut res = 0f32;
-            for &x in a {
-                res += x.abs();
-            }
-            res
-        } else if n <= 128 {
-            let mut r = [0f32; 8];
-            for (j, rj) in r.iter_mut().enumerate() {
-                *rj = a[j].abs();
-            }
-            let mut i = 8;
-            while i < n - n % 8 {
-                for (j, rj) in r.iter_mut().enumerate() {
-                    *rj += a[i + j].abs();
-                }
-                i += 8;
-            }
-            let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-            while i < n {
-                res += a[i].abs();
-                i += 1;
-            }
-            res
-        } else {
-            let mut n2 = n / 2;
-            n2 -= n2 % 8;
-            pairwise(&a[..n2]) + pairwise(&a[n2..])
-        }
-    }
-    if data.is_empty() {
-        return f32::NAN;
-    }
-    let sum = 0f32 + pairwise(data);
-    (sum as f64 / data.len() as f64) as f32
+    let abs: Vec<f32> = data.iter().map(|x| x.abs()).collect();
+    py::numpy_mean_f32(&abs)
 }
 
 #[cfg(test)]

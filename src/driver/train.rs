@@ -316,9 +316,13 @@ impl ConvNetModel {
     /// `init_data_providers`: the test provider, then the training provider at the
     /// model's `(epoch, batchnum)`, advanced by one batch when resuming.
     fn init_data_providers(&mut self, resumed: bool) -> Res<()> {
+        // 2012: `color_noise`, and `scalar_mean` (a float option defaulting to False).
+        let float = |name: &str| self.op.get(name).and_then(Value::as_f64).unwrap_or(0.0);
         let dp_params = DpParams {
             crop_border: self.int("crop_border").max(0) as usize,
             multiview_test: self.flag("multiview_test"),
+            color_noise: float("color_noise"),
+            scalar_mean: float("scalar_mean") != 0.0,
         };
         // `type or batches.meta['dp_type']`: an empty name also defers to the data.
         let dp_type = self.text("dp_type");
@@ -558,7 +562,12 @@ impl ConvNetModel {
         self.out.flush();
         let num_epochs = self.int("num_epochs");
         let testing_freq = self.int("testing_freq");
-        let mut next = self.train_dp.as_mut().unwrap().next_batch();
+        let mut next = self
+            .train_dp
+            .as_mut()
+            .unwrap()
+            .next_batch()
+            .map_err(Stop::error)?;
         while self.epoch <= num_epochs {
             let data = next;
             self.epoch = data.epoch as i64;
@@ -567,7 +576,12 @@ impl ConvNetModel {
             self.out.flush();
             let t0 = Instant::now();
             let cost = self.start_batch(&data, true)?;
-            next = self.train_dp.as_mut().unwrap().next_batch();
+            next = self
+                .train_dp
+                .as_mut()
+                .unwrap()
+                .next_batch()
+                .map_err(Stop::error)?;
             self.train_outputs.push(CostRecord::from_cost(&cost));
             let style = self.style();
             let last = self.train_outputs.last_mut().unwrap();
@@ -738,13 +752,25 @@ impl ConvNetModel {
         let last = self.range("test_batch_range").last().copied().unwrap_or(0);
         let test_one = self.flag("test_one");
         let test_only = self.flag("test_only");
-        let mut next = Some(self.test_dp.as_mut().unwrap().next_batch());
+        let mut next = Some(
+            self.test_dp
+                .as_mut()
+                .unwrap()
+                .next_batch()
+                .map_err(Stop::error)?,
+        );
         let mut outputs = vec![];
         while let Some(data) = next.take() {
             let cost = self.start_batch(&data, false)?;
             let load_next = !test_one && (data.batchnum as i64) < last;
             if load_next {
-                next = Some(self.test_dp.as_mut().unwrap().next_batch());
+                next = Some(
+                    self.test_dp
+                        .as_mut()
+                        .unwrap()
+                        .next_batch()
+                        .map_err(Stop::error)?,
+                );
             }
             outputs.push(CostRecord::from_cost(&cost));
             if test_only {

@@ -66,7 +66,7 @@ pub fn write_features(
         .and_then(|l| int_of(l, "outputs"))
         .filter(|&n| n > 0)
         .ok_or_else(|| format!("Layer '{layer}' has no outputs to write"))?;
-    let mut next = runner.test_dp.next_batch();
+    let mut next = runner.test_dp.next_batch()?;
     let first = next.batchnum;
     loop {
         let batch = next;
@@ -80,7 +80,7 @@ pub fn write_features(
                 ftrs.cols()
             ));
         }
-        next = runner.test_dp.next_batch();
+        next = runner.test_dp.next_batch()?;
         let path = path_join(&dir, &format!("data_batch_{}", batch.batchnum));
         let obj = py_dict(vec![
             ("data", f32_array(&ftrs)),

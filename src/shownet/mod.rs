@@ -188,9 +188,11 @@ impl Runner {
         }
         let dp_type = m.opt_text("dp_type");
         // Multiview testing is off here: shownet looks at one view of each case.
+        let scalar_mean = m.op.get("scalar_mean").and_then(Value::as_f64);
         let dp_params = DpParams {
             crop_border: m.opt_int("crop_border").unwrap_or(0).max(0) as usize,
-            multiview_test: false,
+            scalar_mean: scalar_mean.is_some_and(|v| v != 0.0),
+            ..DpParams::default()
         };
         let test_dp = get_instance(
             m.gen,

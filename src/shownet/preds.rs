@@ -129,7 +129,7 @@ pub fn predictions(
     let meta = runner.meta.clone().map_err(|e| {
         format!("--show-preds needs the label names and image geometry of batches.meta: {e}")
     })?;
-    let batch = runner.test_dp.next_batch();
+    let batch = runner.test_dp.next_batch()?;
     let data = &batch.data;
     let cases = data[0].cols();
     if cases == 0 {

@@ -1,0 +1,110 @@
+//! A net whose image kernels run on a CUDA backend (`ConvNet::set_device`) trains to
+//! the CPU's bits in the host emulation, and within the kernels' tiers on a GPU: the
+//! 80sec net (conv, max and avg pooling), the conv-local net (local layers, cross-map
+//! normalisation) and the 18% net (same-map normalisation), two training batches each.
+
+mod common;
+use common::emu::backends;
+use convnet::config::value::Value;
+use convnet::config::{parse_layers, Generation, Model, Net};
+use convnet::net::{ConvNet, Device, NetOptions};
+use convnet::nvmatrix::NvMatrix;
+use convnet::synthetic::{uniform, SplitMix64};
+use std::path::Path;
+
+fn batch(dims: usize, cases: usize, seed: u64) -> Vec<NvMatrix> {
+    let mut rng = SplitMix64::new(seed);
+    vec![
+        NvMatrix::from_vec(dims, cases, false, uniform(seed, dims * cases, -1.0, 1.0)),
+        NvMatrix::from_vec(
+            1,
+            cases,
+            false,
+            (0..cases).map(|_| (rng.next_u64() % 10) as f32).collect(),
+        ),
+    ]
+}
+
+fn parse(name: &str, dims: usize) -> Net {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = Model {
+        data_dims: vec![dims as i64, 1],
+        num_classes: 10,
+        num_gpus: 1,
+        conserve_mem: 0,
+        seed: 7,
+    };
+    parse_layers(
+        Generation::C1,
+        &root.join(format!("layer-defs/{name}.cfg")),
+        &root.join(format!("params/{name}.cfg")),
+        &model,
+        &mut Vec::new(),
+    )
+    .unwrap()
+}
+
+/// Two training batches of 40 cases (minibatches of 32 and 8) on `device`; the
+/// weights and biases of every layer after them.
+fn train(net: &Net, dims: usize, device: Device) -> Vec<Vec<f32>> {
+    let opts = NetOptions {
+        minibatch_size: 32,
+        wupdate_freq: 1,
+        random_seed: 11,
+    };
+    let mut cn = ConvNet::new(net, opts).unwrap();
+    cn.set_device(device);
+    for b in 0..2 {
+        cn.train_batch(&batch(dims, 40, b + 1), 0.5).unwrap();
+    }
+    let mut out = net.clone();
+    cn.sync_to_host(&mut out);
+    let mut arrays = Vec::new();
+    for l in &out.layers {
+        for k in ["weights", "biases"] {
+            if let Some(v) = l.get(k) {
+                collect(v, &mut arrays);
+            }
+        }
+    }
+    arrays
+}
+
+fn collect(v: &Value, out: &mut Vec<Vec<f32>>) {
+    match v {
+        Value::Array(a) => out.push(a.data.clone()),
+        Value::List(items) => items.iter().for_each(|i| collect(i, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn nets_train_to_the_cpu_bits_on_every_backend() {
+    for (name, dims) in [
+        ("cifar10-80sec", 3072),
+        ("cifar10-conv-local", 1728),
+        ("cifar10-18pct", 3072),
+    ] {
+        let net = parse(name, dims);
+        let cpu = train(&net, dims, Device::Cpu);
+        for b in backends() {
+            let (what, exact) = (b.name(), b.emulated());
+            let got = train(&net, dims, Device::Gpu(b));
+            assert_eq!(got.len(), cpu.len());
+            for (g, c) in got.iter().zip(&cpu) {
+                if exact {
+                    let same = g.iter().zip(c).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{name} on {what}: weights differ from the CPU's");
+                } else {
+                    let max = c.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let diff = g.iter().zip(c).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+                    assert!(
+                        diff <= 1e-4 * max.max(1e-6),
+                        "{name} on {what}: weights differ from the CPU's by {diff} (max {max})"
+                    );
+                }
+            }
+            eprintln!("{name}: {what} gives the CPU's weights");
+        }
+    }
+}
