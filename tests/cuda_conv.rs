@@ -9,8 +9,8 @@
 mod common;
 
 use common::emu::backends;
-use convnet::cuda::launch::conv::{self as gpu, DevMat};
-use convnet::cuda::{Backend, DevBuf};
+use convnet::cuda::launch::conv as gpu;
+use convnet::cuda::{Backend, DevBuf, DevMat};
 use convnet::cudaconv2::filter_acts::{self as cpu_f, filter_acts_variant};
 use convnet::cudaconv2::img_acts::{self as cpu_i, img_acts_variant};
 use convnet::cudaconv2::shapes::{ConvShape, NET_SHAPES};

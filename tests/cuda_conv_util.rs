@@ -10,7 +10,7 @@ mod common;
 
 use common::emu::backends;
 use convnet::cuda::launch::conv_util as dev;
-use convnet::cuda::{Backend, DevBuf};
+use convnet::cuda::{Backend, DevBuf, DevMat};
 use convnet::cudaconv2::conv_util::norm::{self, Undo2Add};
 use convnet::cudaconv2::conv_util::pool::{self, AvgPooler, MaxAbsPooler, MaxPooler};
 use convnet::cudaconv2::conv_util::util;
@@ -57,12 +57,38 @@ fn mat(seed: u64, rows: usize, cols: usize, lo: f32, hi: f32) -> NvMatrix {
     NvMatrix::from_vec(rows, cols, false, uniform(seed, rows * cols, lo, hi))
 }
 
-fn up(b: &dyn Backend, m: &NvMatrix) -> DevBuf {
-    b.upload(m.data()).unwrap()
+/// A row-major matrix on the device: its memory and shape.
+struct Dev {
+    buf: DevBuf,
+    rows: usize,
+    cols: usize,
 }
 
-fn down(b: &dyn Backend, d: &DevBuf) -> Vec<f32> {
-    b.download(d).unwrap()
+impl Dev {
+    /// The matrix as the wrappers take it.
+    fn m(&self) -> DevMat<'_> {
+        DevMat::new(&self.buf, self.rows, self.cols).unwrap()
+    }
+}
+
+fn up(b: &dyn Backend, m: &NvMatrix) -> Dev {
+    Dev {
+        buf: b.upload(m.data()).unwrap(),
+        rows: m.rows(),
+        cols: m.cols(),
+    }
+}
+
+fn zeros(b: &dyn Backend, rows: usize, cols: usize) -> Dev {
+    Dev {
+        buf: b.alloc(rows * cols).unwrap(),
+        rows,
+        cols,
+    }
+}
+
+fn down(b: &dyn Backend, d: &Dev) -> Vec<f32> {
+    b.download(&d.buf).unwrap()
 }
 
 // ---------------------------------------------------------------------------------
@@ -178,14 +204,14 @@ fn pooling_matches_the_cpu() {
                 .iter_mut()
                 .for_each(|x| *x = (*x * 2.0).round() / 2.0);
             let di = up(b, &images);
-            let dt = b.alloc(g.rows_out() * g.n).unwrap();
+            let dt = zeros(b, g.rows_out(), g.n);
             let mut t = NvMatrix::default();
             let (f, subs, start, stride, outs) = (g.f, g.subs, g.start, g.stride, g.outs);
             macro_rules! pooler {
                 ($p:expr) => {{
                     pool::conv_local_pool(&images, &mut t, f, subs, start, stride, outs, $p)
                         .unwrap();
-                    dev::conv_local_pool(b, &di, &dt, g.n, f, subs, start, stride, outs, $p)
+                    dev::conv_local_pool(b, &di.m(), &dt.m(), f, subs, start, stride, outs, $p)
                         .unwrap();
                     check(
                         b,
@@ -203,7 +229,7 @@ fn pooling_matches_the_cpu() {
 
             pool::conv_local_random_pool(&images, &mut t, f, subs, start, stride, outs, 77)
                 .unwrap();
-            dev::conv_local_random_pool(b, &di, &dt, g.n, f, subs, start, stride, outs, 77)
+            dev::conv_local_random_pool(b, &di.m(), &dt.m(), f, subs, start, stride, outs, 77)
                 .unwrap();
             check(
                 b,
@@ -228,7 +254,17 @@ fn pooling_matches_the_cpu() {
                 )
                 .unwrap();
                 dev::conv_local_max_undo(
-                    b, &di, &dg, &da, &dt, g.n, subs, start, stride, outs, st, so,
+                    b,
+                    &di.m(),
+                    &dg.m(),
+                    &da.m(),
+                    &dt.m(),
+                    subs,
+                    start,
+                    stride,
+                    outs,
+                    st,
+                    so,
                 )
                 .unwrap();
                 let what = format!("{} max undo {st} {so}", g.name);
@@ -238,8 +274,19 @@ fn pooling_matches_the_cpu() {
                 let dt = up(b, &old);
                 pool::conv_local_avg_undo(&grads, &mut t, subs, start, stride, outs, g.s, st, so)
                     .unwrap();
-                dev::conv_local_avg_undo(b, &dg, &dt, g.n, subs, start, stride, outs, g.s, st, so)
-                    .unwrap();
+                dev::conv_local_avg_undo(
+                    b,
+                    &dg.m(),
+                    &dt.m(),
+                    subs,
+                    start,
+                    stride,
+                    outs,
+                    g.s,
+                    st,
+                    so,
+                )
+                .unwrap();
                 let what = format!("{} avg undo {st} {so}", g.name);
                 check(b, &what, &down(b, &dt), t.data(), Tier::Exact);
             }
@@ -251,15 +298,19 @@ fn pooling_matches_the_cpu() {
 fn pooling_wrappers_check_shapes() {
     for b in backends() {
         let b = b.as_ref();
-        let images = b.alloc(16 * 36 * 4).unwrap();
-        let small = b.alloc(10).unwrap();
+        let images = zeros(b, 16 * 36, 4);
+        let small = zeros(b, 10, 1);
         // A target of the wrong size, a non-square image, numFilters % 16 for the undo.
-        assert!(dev::conv_local_pool(b, &images, &small, 4, 16, 3, 0, 2, 3, MaxPooler).is_err());
-        assert!(dev::conv_local_pool(b, &images, &small, 4, 15, 3, 0, 2, 3, MaxPooler).is_err());
-        let t = b.alloc(16 * 9 * 4).unwrap();
-        assert!(dev::conv_local_pool(b, &images, &t, 4, 16, 3, 0, 2, 3, MaxPooler).is_ok());
-        let g = b.alloc(8 * 9 * 4).unwrap();
-        assert!(dev::conv_local_avg_undo(b, &g, &images, 4, 3, 0, 2, 3, 6, 0.0, 1.0).is_err());
+        assert!(
+            dev::conv_local_pool(b, &images.m(), &small.m(), 16, 3, 0, 2, 3, MaxPooler).is_err()
+        );
+        assert!(
+            dev::conv_local_pool(b, &images.m(), &small.m(), 15, 3, 0, 2, 3, MaxPooler).is_err()
+        );
+        let t = zeros(b, 16 * 9, 4);
+        assert!(dev::conv_local_pool(b, &images.m(), &t.m(), 16, 3, 0, 2, 3, MaxPooler).is_ok());
+        let g = zeros(b, 8 * 9, 4);
+        assert!(dev::conv_local_avg_undo(b, &g.m(), &images.m(), 3, 0, 2, 3, 6, 0.0, 1.0).is_err());
     }
 }
 
@@ -400,7 +451,7 @@ fn normalisation_matches_the_cpu() {
             let images = mat(seed, rows, g.n, 0.0, 8.0);
             let mean_diffs = mat(seed + 1, rows, g.n, -2.0, 2.0);
             let (di, dm) = (up(b, &images), up(b, &mean_diffs));
-            let (dd, dt) = (b.alloc(rows * g.n).unwrap(), b.alloc(rows * g.n).unwrap());
+            let (dd, dt) = (zeros(b, rows, g.n), zeros(b, rows, g.n));
             let (mut d, mut t) = (NvMatrix::default(), NvMatrix::default());
             let (f, size, a, p) = (g.f, g.size, g.add, g.pow);
             let what = |s: &str| format!("{} {s}", g.name);
@@ -418,7 +469,18 @@ fn normalisation_matches_the_cpu() {
                             p,
                         )
                         .unwrap();
-                        dev::conv_contrast_norm(b, &di, &dm, &dd, &dt, g.n, f, size, a, p).unwrap();
+                        dev::conv_contrast_norm(
+                            b,
+                            &di.m(),
+                            &dm.m(),
+                            &dd.m(),
+                            &dt.m(),
+                            f,
+                            size,
+                            a,
+                            p,
+                        )
+                        .unwrap();
                         check(
                             b,
                             &what("cnorm denoms"),
@@ -429,7 +491,7 @@ fn normalisation_matches_the_cpu() {
                         check(b, &what("cnorm"), &down(b, &dt), t.data(), FORWARD);
                     }
                     norm::conv_response_norm(&images, &mut d, &mut t, f, size, a, p).unwrap();
-                    dev::conv_response_norm(b, &di, &dd, &dt, g.n, f, size, a, p).unwrap();
+                    dev::conv_response_norm(b, &di.m(), &dd.m(), &dt.m(), f, size, a, p).unwrap();
                 }
                 Some(blocked) => {
                     norm::conv_contrast_norm_cross_map(
@@ -445,7 +507,16 @@ fn normalisation_matches_the_cpu() {
                     )
                     .unwrap();
                     dev::conv_contrast_norm_cross_map(
-                        b, &di, &dm, &dd, &dt, g.n, f, size, a, p, blocked,
+                        b,
+                        &di.m(),
+                        &dm.m(),
+                        &dd.m(),
+                        &dt.m(),
+                        f,
+                        size,
+                        a,
+                        p,
+                        blocked,
                     )
                     .unwrap();
                     check(
@@ -461,7 +532,15 @@ fn normalisation_matches_the_cpu() {
                     )
                     .unwrap();
                     dev::conv_response_norm_cross_map(
-                        b, &di, &dd, &dt, g.n, f, size, a, p, blocked,
+                        b,
+                        &di.m(),
+                        &dd.m(),
+                        &dt.m(),
+                        f,
+                        size,
+                        a,
+                        p,
+                        blocked,
                     )
                     .unwrap();
                     check(b, &what("cmrnorm 2011"), &down(b, &dt), t.data(), FORWARD);
@@ -470,7 +549,16 @@ fn normalisation_matches_the_cpu() {
                     )
                     .unwrap();
                     dev::conv_response_norm_cross_map_min_div(
-                        b, &di, &dd, &dt, g.n, f, size, a, p, g.min_div, blocked,
+                        b,
+                        &di.m(),
+                        &dd.m(),
+                        &dt.m(),
+                        f,
+                        size,
+                        a,
+                        p,
+                        g.min_div,
+                        blocked,
                     )
                     .unwrap();
                 }
@@ -501,7 +589,19 @@ fn normalisation_matches_the_cpu() {
                             )
                             .unwrap();
                             dev::conv_response_norm_undo_with(
-                                b, &dog, &dden, &di, &dac, &dt, g.n, f, size, a, p, st, so, undo2,
+                                b,
+                                &dog.m(),
+                                &dden.m(),
+                                &di.m(),
+                                &dac.m(),
+                                &dt.m(),
+                                f,
+                                size,
+                                a,
+                                p,
+                                st,
+                                so,
+                                undo2,
                             )
                             .unwrap();
                         }
@@ -512,7 +612,19 @@ fn normalisation_matches_the_cpu() {
                             )
                             .unwrap();
                             dev::conv_response_norm_cross_map_undo(
-                                b, &dog, &dden, &di, &dac, &dt, g.n, f, size, a, p, blocked, st, so,
+                                b,
+                                &dog.m(),
+                                &dden.m(),
+                                &di.m(),
+                                &dac.m(),
+                                &dt.m(),
+                                f,
+                                size,
+                                a,
+                                p,
+                                blocked,
+                                st,
+                                so,
                             )
                             .unwrap();
                         }
@@ -546,7 +658,18 @@ fn normalisation_matches_the_cpu() {
                 )
                 .unwrap();
                 dev::conv_contrast_norm_undo(
-                    b, &dog, &dden, &dm, &dac, &dt, g.n, f, size, a, p, 0.0, 1.0,
+                    b,
+                    &dog.m(),
+                    &dden.m(),
+                    &dm.m(),
+                    &dac.m(),
+                    &dt.m(),
+                    f,
+                    size,
+                    a,
+                    p,
+                    0.0,
+                    1.0,
                 )
                 .unwrap();
                 check(b, &what("cnorm undo"), &down(b, &dt), t.data(), UNDO);
@@ -576,12 +699,12 @@ fn tica_and_local_weights_match_the_cpu() {
             for (st, so) in [(0.0, 1.0), (0.5, -2.0)] {
                 let (mut t, dt) = (old.clone(), up(b, &old));
                 norm::conv_tica(&images, &mut t, f, size, st, so).unwrap();
-                dev::conv_tica(b, &di, &dt, n, f, size, st, so).unwrap();
+                dev::conv_tica(b, &di.m(), &dt.m(), f, size, st, so).unwrap();
                 let w = format!("tica {f}x{s} size {size} {st} {so}");
                 check(b, &w, &down(b, &dt), t.data(), Tier::Ulps(2.0));
                 let (mut t, dt) = (old.clone(), up(b, &old));
                 norm::conv_tica_grad(&images, &ticas, &mut t, f, size, st, so).unwrap();
-                dev::conv_tica_grad(b, &di, &dti, &dt, n, f, size, st, so).unwrap();
+                dev::conv_tica_grad(b, &di.m(), &dti.m(), &dt.m(), f, size, st, so).unwrap();
                 check(
                     b,
                     &format!("{w} grad"),
@@ -598,7 +721,7 @@ fn tica_and_local_weights_match_the_cpu() {
             // About the columns' typical norm: some are scaled, some are not.
             let norm_ = (per as f32 * 0.03).sqrt();
             norm::normalize_local_weights(&mut w, modules, norm_).unwrap();
-            dev::normalize_local_weights(b, &dw, nf, modules, norm_).unwrap();
+            dev::normalize_local_weights(b, &dw.m(), modules, norm_).unwrap();
             let what = format!("normalizeLocalWeights {modules}x{per}x{nf}");
             check(b, &what, &down(b, &dw), w.data(), Tier::Ulps(2.0));
         }
@@ -632,13 +755,24 @@ fn bed_of_nails_matches_the_cpu() {
                 let w = format!("bed of nails {nc}x{size} start {start} stride {stride} {st} {so}");
                 let (mut t, dt) = (old_out.clone(), up(b, &old_out));
                 util::conv_bed_of_nails(&images, &mut t, nc, size, start, stride, st, so).unwrap();
-                dev::conv_bed_of_nails(b, &di, &dt, n, nc, size, start, stride, st, so).unwrap();
+                dev::conv_bed_of_nails(b, &di.m(), &dt.m(), nc, size, start, stride, st, so)
+                    .unwrap();
                 check(b, &w, &down(b, &dt), t.data(), Tier::Exact);
                 let (mut t, dt) = (old_in.clone(), up(b, &old_in));
                 util::conv_bed_of_nails_undo_fixed(&grads, &mut t, nc, size, start, stride, st, so)
                     .unwrap();
-                dev::conv_bed_of_nails_undo_fixed(b, &dg, &dt, n, nc, size, start, stride, st, so)
-                    .unwrap();
+                dev::conv_bed_of_nails_undo_fixed(
+                    b,
+                    &dg.m(),
+                    &dt.m(),
+                    nc,
+                    size,
+                    start,
+                    stride,
+                    st,
+                    so,
+                )
+                .unwrap();
                 check(
                     b,
                     &format!("{w} undo"),
@@ -650,8 +784,17 @@ fn bed_of_nails_matches_the_cpu() {
                 let (mut t, dt) = (old_in.clone(), up(b, &old_in));
                 let cpu =
                     util::conv_bed_of_nails_undo(&grads, &mut t, nc, size, start, stride, st, so);
-                let gpu =
-                    dev::conv_bed_of_nails_undo(b, &dg, &dt, n, nc, size, start, stride, st, so);
+                let gpu = dev::conv_bed_of_nails_undo(
+                    b,
+                    &dg.m(),
+                    &dt.m(),
+                    nc,
+                    size,
+                    start,
+                    stride,
+                    st,
+                    so,
+                );
                 assert_eq!(cpu.is_ok(), gpu.is_ok(), "{w}: undo check");
                 if cpu.is_ok() {
                     check(
@@ -689,13 +832,14 @@ fn gaussian_blur_matches_the_cpu() {
                         let (mut t, dt) = (old.clone(), up(b, &old));
                         util::conv_gaussian_blur(&images, &filter, &mut t, horiz, nc, st, so)
                             .unwrap();
-                        dev::conv_gaussian_blur(b, &di, &df, &dt, n, horiz, nc, st, so).unwrap();
+                        dev::conv_gaussian_blur(b, &di.m(), &df.m(), &dt.m(), horiz, nc, st, so)
+                            .unwrap();
                         check(b, &w, &down(b, &dt), t.data(), Tier::Exact);
                         let mut t = images.clone();
                         let dt = up(b, &images);
                         util::conv_gaussian_blur_in_place(&mut t, &filter, horiz, nc, st, so)
                             .unwrap();
-                        dev::conv_gaussian_blur_in_place(b, &dt, &df, n, horiz, nc, st, so)
+                        dev::conv_gaussian_blur_in_place(b, &dt.m(), &df.m(), horiz, nc, st, so)
                             .unwrap();
                         check(
                             b,
@@ -726,10 +870,10 @@ fn resize_colour_crop_reflect_match_the_cpu() {
         {
             let images = mat(6000 + k as u64, nc * size * size, n, -1.0, 1.0);
             let di = up(b, &images);
-            let dt = b.alloc(nc * tgt * tgt * n).unwrap();
+            let dt = zeros(b, nc * tgt * tgt, n);
             let mut t = NvMatrix::default();
             util::conv_resize_bilinear(&images, &mut t, size, tgt, scale).unwrap();
-            dev::conv_resize_bilinear(b, &di, &dt, n, size, tgt, scale).unwrap();
+            dev::conv_resize_bilinear(b, &di.m(), &dt.m(), size, tgt, scale).unwrap();
             check(
                 b,
                 &format!("resize {size}->{tgt}"),
@@ -749,14 +893,14 @@ fn resize_colour_crop_reflect_match_the_cpu() {
                     .for_each(|x| *x *= 0.005);
             }
             let di = up(b, &images);
-            let dt = b.alloc(images.len()).unwrap();
+            let dt = zeros(b, images.rows(), images.cols());
             let mut t = NvMatrix::default();
             util::conv_rgb_to_yuv(&images, &mut t).unwrap();
-            dev::conv_rgb_to_yuv(b, &di, &dt, n).unwrap();
+            dev::conv_rgb_to_yuv(b, &di.m(), &dt.m()).unwrap();
             check(b, "rgb to yuv", &down(b, &dt), t.data(), Tier::Exact);
             for center in [false, true] {
                 util::conv_rgb_to_lab(&images, &mut t, center).unwrap();
-                dev::conv_rgb_to_lab(b, &di, &dt, n, center).unwrap();
+                dev::conv_rgb_to_lab(b, &di.m(), &dt.m(), center).unwrap();
                 // f within 3 ulp on a GPU; L = 116f - 16 and the differences in a, b
                 // cancel, so the bound on the outputs is looser.
                 check(b, "rgb to lab", &down(b, &dt), t.data(), Tier::Ulps(400.0));
@@ -769,10 +913,10 @@ fn resize_colour_crop_reflect_match_the_cpu() {
         ] {
             let images = mat(7000 + size as u64, nc * size * size, n, -1.0, 1.0);
             let di = up(b, &images);
-            let dt = b.alloc(nc * tgt * tgt * n).unwrap();
+            let dt = zeros(b, nc * tgt * tgt, n);
             let mut t = NvMatrix::default();
             util::conv_crop(&images, &mut t, size, tgt, sy, sx).unwrap();
-            dev::conv_crop(b, &di, &dt, n, size, tgt, sy, sx).unwrap();
+            dev::conv_crop(b, &di.m(), &dt.m(), size, tgt, sy, sx).unwrap();
             check(
                 b,
                 &format!("crop {size}->{tgt}"),
@@ -781,9 +925,9 @@ fn resize_colour_crop_reflect_match_the_cpu() {
                 Tier::Exact,
             );
             if nc <= 3 {
-                let dt = b.alloc(images.len()).unwrap();
+                let dt = zeros(b, images.rows(), images.cols());
                 util::conv_reflect_horizontal(&images, &mut t, size).unwrap();
-                dev::conv_reflect_horizontal(b, &di, &dt, n, size).unwrap();
+                dev::conv_reflect_horizontal(b, &di.m(), &dt.m(), size).unwrap();
                 check(
                     b,
                     &format!("reflect {size}"),
@@ -793,10 +937,10 @@ fn resize_colour_crop_reflect_match_the_cpu() {
                 );
             }
         }
-        let bad = b.alloc(10).unwrap();
-        let images = b.alloc(3 * 16 * 2).unwrap();
-        assert!(dev::conv_crop(b, &images, &bad, 2, 4, 3, 0, 0).is_err());
-        assert!(dev::conv_crop(b, &images, &bad, 2, 4, 3, 2, 0).is_err());
+        let bad = zeros(b, 10, 1);
+        let images = zeros(b, 3 * 16, 2);
+        assert!(dev::conv_crop(b, &images.m(), &bad.m(), 4, 3, 0, 0).is_err());
+        assert!(dev::conv_crop(b, &images.m(), &bad.m(), 4, 3, 2, 0).is_err());
     }
 }
 
@@ -825,8 +969,8 @@ fn half_quantisation_matches_the_cpu() {
         let ds = up(b, &src);
         let mut q = NvMatrix::default();
         util::conv_quantize_half(&src, &mut q).unwrap();
-        let dq = b.alloc(q.len()).unwrap();
-        dev::conv_quantize_half(b, &ds, &dq).unwrap();
+        let dq = zeros(b, q.rows(), q.cols());
+        dev::conv_quantize_half(b, &ds.m(), &dq.m()).unwrap();
         let got: Vec<u32> = down(b, &dq).iter().map(|x| x.to_bits()).collect();
         let want: Vec<u32> = q.data().iter().map(|x| x.to_bits()).collect();
         assert_eq!(got, want, "quantize half on {}", b.name());
@@ -835,7 +979,7 @@ fn half_quantisation_matches_the_cpu() {
             let old = mat(8002, 1, count, -1.0, 1.0);
             let (mut t, dt) = (old.clone(), up(b, &old));
             util::conv_dequantize_half(&q, &mut t, count, st, so).unwrap();
-            dev::conv_dequantize_half(b, &dq, &dt, count, st, so).unwrap();
+            dev::conv_dequantize_half(b, &dq.m(), &dt.m(), count, st, so).unwrap();
             let what = format!("dequantize half {st} {so}");
             check(b, &what, &down(b, &dt), t.data(), Tier::Exact);
         }

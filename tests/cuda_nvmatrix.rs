@@ -6,8 +6,8 @@
 
 mod common;
 use common::emu::backends;
-use convnet::cuda::launch::{self, Agg, Binary, DevMat, Randomizer, Unary};
-use convnet::cuda::{Backend, DevBuf};
+use convnet::cuda::launch::{self, Agg, Binary, Randomizer, Unary};
+use convnet::cuda::{Backend, DevBuf, DevMat};
 use convnet::nvmatrix::{NvMatrix, RandomStreams, NUM_RND_STREAMS};
 
 /// Deterministic values in about [-4, 4], with repeats (for `Equals`) and zeros.
@@ -34,7 +34,7 @@ fn up(b: &dyn Backend, m: &NvMatrix) -> DevBuf {
 }
 
 fn dm<'a>(buf: &'a DevBuf, m: &NvMatrix) -> DevMat<'a> {
-    DevMat::new(buf, m.rows(), m.cols(), m.is_trans()).unwrap()
+    DevMat::with_trans(buf, m.rows(), m.cols(), m.is_trans()).unwrap()
 }
 
 /// Compares `got` with the CPU's `want`: bit for bit when `exact` or emulated (NaNs
@@ -116,7 +116,7 @@ fn unary_functors_in_both_orientations_and_in_place() {
                 let mut want = NvMatrix::new(rows, cols, tt);
                 a.apply_to(op, &mut want);
                 let (ab, tb) = (up(b, &a), b.alloc(a.len()).unwrap());
-                let t = DevMat::new(&tb, rows, cols, tt).unwrap();
+                let t = DevMat::with_trans(&tb, rows, cols, tt).unwrap();
                 launch::apply(b, op, dm(&ab, &a), t).unwrap();
                 let what = format!("{op:?} {rows}x{cols} {st}->{tt}");
                 let exact = unary_exact(op);
@@ -177,7 +177,7 @@ fn binary_functors_with_every_orientation_of_operands_and_target() {
                     a.apply_binary_to(op, &m, &mut want).unwrap();
                     let (ab, mb) = (up(b, &a), up(b, &m));
                     let tb = b.alloc(a.len()).unwrap();
-                    let t = DevMat::new(&tb, rows, cols, tt).unwrap();
+                    let t = DevMat::with_trans(&tb, rows, cols, tt).unwrap();
                     launch::apply_binary(b, op, dm(&ab, &a), dm(&mb, &m), t).unwrap();
                     let what = format!("{op:?} {rows}x{cols} {ta} {tm} -> {tt}");
                     check(
@@ -309,7 +309,7 @@ fn copies_transposes_and_tiles() {
             src.copy_block(&mut want, 2, Some(8), 3, None, 5, 4)
                 .unwrap();
             let (sb, db) = (up(b, &src), up(b, &mat(12, 20, dt, 10)));
-            let d = DevMat::new(&db, 12, 20, dt).unwrap();
+            let d = DevMat::with_trans(&db, 12, 20, dt).unwrap();
             launch::copy_block(b, dm(&sb, &src), d, 2, Some(8), 3, None, 5, 4).unwrap();
             check_exact(b, "copy block", &b.download(&db).unwrap(), want.data());
             assert!(launch::copy_block(b, dm(&sb, &src), d, 0, None, 0, None, 5, 4).is_err());
@@ -519,7 +519,7 @@ fn products_with_every_operand_orientation() {
                 let mut want = NvMatrix::default();
                 a.right_mult(&x, 0.5, &mut want).unwrap();
                 let cb = b.alloc(m * n).unwrap();
-                let c = DevMat::new(&cb, m, n, true).unwrap();
+                let c = DevMat::with_trans(&cb, m, n, true).unwrap();
                 launch::right_mult(b, dm(&ab, &a), dm(&xb, &x), 0.5, c).unwrap();
                 // cuBLAS's own order: within k ulps of the sum of magnitudes.
                 let bound = |i: usize, j: usize| {
@@ -562,7 +562,7 @@ fn products_with_every_operand_orientation() {
         // The original's assertion: addProduct into a row-major matrix.
         let (a, x) = (mat(2, 3, false, 1), mat(3, 4, false, 2));
         let (ab, xb, cb) = (up(b, &a), up(b, &x), b.alloc(8).unwrap());
-        let c = DevMat::new(&cb, 2, 4, false).unwrap();
+        let c = DevMat::with_trans(&cb, 2, 4, false).unwrap();
         assert!(launch::add_product(b, c, dm(&ab, &a), dm(&xb, &x), 1.0, 1.0).is_err());
     }
 }

@@ -12,6 +12,8 @@
 use std::any::Any;
 use std::fmt;
 
+use crate::cudaconv2::MatShape;
+
 /// A device address: a `CUdeviceptr` on the GPU, a host address in the emulation.
 pub type DevPtr = u64;
 
@@ -78,6 +80,106 @@ impl DevBuf {
     /// True when the buffer holds no words.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+/// A `rows x cols` matrix in device memory (an NVMatrix's device side): all of `buf`,
+/// row-major or column-major (`trans`, `isTrans()`). The kernels index it with `int`s,
+/// so it holds at most `i32::MAX` elements.
+#[derive(Clone, Copy)]
+pub struct DevMat<'a> {
+    buf: &'a DevBuf,
+    rows: usize,
+    cols: usize,
+    trans: bool,
+}
+
+impl<'a> DevMat<'a> {
+    /// `buf` as a row-major `rows x cols` matrix; `Err` unless it holds exactly
+    /// `rows * cols` words (at most `i32::MAX`).
+    pub fn new(buf: &'a DevBuf, rows: usize, cols: usize) -> Result<DevMat<'a>, GpuError> {
+        DevMat::with_trans(buf, rows, cols, false)
+    }
+    /// [`DevMat::new`] in the given orientation (`trans`: column-major).
+    pub fn with_trans(
+        buf: &'a DevBuf,
+        rows: usize,
+        cols: usize,
+        trans: bool,
+    ) -> Result<DevMat<'a>, GpuError> {
+        match rows.checked_mul(cols) {
+            Some(n) if n == buf.len() && n <= i32::MAX as usize => Ok(DevMat {
+                buf,
+                rows,
+                cols,
+                trans,
+            }),
+            _ => Err(GpuError(format!(
+                "a {rows}x{cols} matrix over a buffer of {} words",
+                buf.len()
+            ))),
+        }
+    }
+    /// The memory.
+    pub fn buf(&self) -> &'a DevBuf {
+        self.buf
+    }
+    /// `getNumRows()`.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// `getNumCols()`.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// `isTrans()`: column-major.
+    pub fn is_trans(&self) -> bool {
+        self.trans
+    }
+    /// `getNumElements()`.
+    pub fn len(&self) -> usize {
+        self.rows * self.cols
+    }
+    /// True when the matrix has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// `getLeadingDim()`.
+    pub fn leading_dim(&self) -> usize {
+        if self.trans {
+            self.rows
+        } else {
+            self.cols
+        }
+    }
+    /// `getFollowingDim()`.
+    pub fn following_dim(&self) -> usize {
+        if self.trans {
+            self.cols
+        } else {
+            self.rows
+        }
+    }
+    /// `getTranspose()`: swapped dimensions, flipped orientation, same memory.
+    pub fn get_transpose(self) -> Self {
+        DevMat {
+            rows: self.cols,
+            cols: self.rows,
+            trans: !self.trans,
+            ..self
+        }
+    }
+    /// The shape the CPU port's host checks take.
+    pub fn shape(&self) -> MatShape {
+        MatShape {
+            rows: self.rows,
+            cols: self.cols,
+            trans: self.trans,
+        }
+    }
+    /// The kernel parameter for the matrix's memory.
+    pub fn param(&self) -> Param {
+        self.buf.param()
     }
 }
 

@@ -19,7 +19,7 @@ use crate::nvmatrix::NvMatrix;
 use std::fmt;
 
 /// A matrix's shape as the host asserts read it (`getNumRows()`, `getNumCols()`,
-/// `isTrans()`): of an [`NvMatrix`], or of a device matrix (`crate::cuda::launch`), so
+/// `isTrans()`): of an [`NvMatrix`], or of a device matrix ([`crate::cuda::DevMat`]), so
 /// that the CPU port and the CUDA launches run the same checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatShape {

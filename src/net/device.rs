@@ -10,8 +10,7 @@
 //! step in the host emulation).
 
 use super::NetError;
-use crate::cuda::launch::conv::DevMat;
-use crate::cuda::{Backend, DevBuf, GpuError};
+use crate::cuda::{Backend, DevBuf, DevMat, GpuError};
 use crate::cudaconv2::ShapeError;
 use crate::nvmatrix::NvMatrix;
 

@@ -10,70 +10,11 @@
 //! does not write (the `img_acts_mediumcolor_sparse_rand` region quirk) keep their
 //! contents.
 
-use crate::cuda::{grid_for, Backend, DevBuf, GpuError, Param};
+use super::{check_targets, int, launch, shape_error};
+use crate::cuda::{Backend, DevBuf, DevMat, GpuError, Param};
 use crate::cudaconv2::filter_acts::{filter_acts_plan, filter_acts_sparse_plan, FilterActsPlan};
 use crate::cudaconv2::img_acts::{img_acts_plan, img_acts_sparse_plan, Geometry, ImgActsPlan};
 use crate::cudaconv2::weight_acts::{weight_acts_plan, Args, Colours, WeightActsPlan};
-use crate::cudaconv2::{MatShape, ShapeError};
-
-/// A row-major matrix in device memory (an NVMatrix's device side): a buffer of
-/// `rows * cols` words.
-#[derive(Clone, Copy)]
-pub struct DevMat<'a> {
-    buf: &'a DevBuf,
-    rows: usize,
-    cols: usize,
-}
-
-impl<'a> DevMat<'a> {
-    /// `buf` as a `rows x cols` matrix; `Err` unless it holds exactly `rows * cols` words.
-    pub fn new(buf: &'a DevBuf, rows: usize, cols: usize) -> Result<DevMat<'a>, GpuError> {
-        if rows.checked_mul(cols) != Some(buf.len()) {
-            return Err(GpuError(format!(
-                "a {rows}x{cols} matrix over a buffer of {} words",
-                buf.len()
-            )));
-        }
-        Ok(DevMat { buf, rows, cols })
-    }
-    fn shape(&self) -> MatShape {
-        MatShape {
-            rows: self.rows,
-            cols: self.cols,
-            trans: false,
-        }
-    }
-    fn param(&self) -> Param {
-        self.buf.param()
-    }
-}
-
-fn shape_error(e: ShapeError) -> GpuError {
-    GpuError(e.to_string())
-}
-
-/// An `int` kernel parameter; `Err` if `v` does not fit.
-fn int(v: usize) -> Result<Param, GpuError> {
-    i32::try_from(v)
-        .map(Param::I32)
-        .map_err(|_| GpuError(format!("{v} does not fit a kernel's int")))
-}
-
-/// `Err` unless the (not resizable) targets are `rows x cols`.
-fn check_targets(
-    function: &str,
-    targets: &DevMat,
-    rows: usize,
-    cols: usize,
-) -> Result<(), GpuError> {
-    if (targets.rows, targets.cols) != (rows, cols) {
-        return Err(GpuError(format!(
-            "{function}: targets are {}x{}, the output {rows}x{cols} (device targets are not resized)",
-            targets.rows, targets.cols
-        )));
-    }
-    Ok(())
-}
 
 /// The colour table of a plan (image colour of each (group, filter colour)) on the device.
 fn upload_colors(b: &dyn Backend, colors: &[usize]) -> Result<DevBuf, GpuError> {
@@ -84,17 +25,6 @@ fn upload_colors(b: &dyn Backend, colors: &[usize]) -> Result<DevBuf, GpuError> 
     let buf = b.alloc(words.len())?;
     b.write_words(&buf, 0, &words)?;
     Ok(buf)
-}
-
-/// Launches `name` over `n` outputs (nothing when `n == 0`); `params` start with the
-/// targets, as every kernel here.
-fn launch(b: &dyn Backend, name: &str, n: usize, params: &[Param]) -> Result<(), GpuError> {
-    int(n)?;
-    if n == 0 {
-        return Ok(());
-    }
-    let (grid, block) = grid_for(n);
-    b.launch(name, grid, block, params)
 }
 
 /// Launches the `filter_acts` kernel for a checked call.

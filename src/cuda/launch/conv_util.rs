@@ -1,18 +1,17 @@
 //! Launches of cuda/pool.cu, norm.cu and util.cu (cudaconv2/conv_util.cu; CPU side
 //! src/cudaconv2/conv_util/).
 //!
-//! One wrapper per CPU function, of the same name and with the same shape arguments,
-//! running the CPU function's host checks ([`crate::cudaconv2::conv_util`]'s `*_checks`)
-//! and variant choices (the undo kernels' `add` flags) on the buffers' shapes. Device
-//! buffers hold row-major matrices; their shapes come from `num_images` (the column
-//! count of the images and of every matrix laid out like them, > 0): `rows = len /
-//! num_images`. Targets are not resized: the caller passes a buffer of the size the CPU
-//! function resizes to (checked); where the CPU function reads its target (scaled
-//! writes), the kernel reads the buffer. Each kernel computes every output with the CPU
+//! One wrapper per CPU function, of the same name and arguments (the device matrices as
+//! [`DevMat`]s), running the CPU function's host checks ([`crate::cudaconv2::conv_util`]'s
+//! `*_checks`) and variant choices (the undo kernels' `add` flags) on the matrices'
+//! shapes. Targets are not resized: the caller passes a row-major target of the shape
+//! the CPU function gives it (checked); where the CPU function reads its target (scaled
+//! writes), the kernel reads it. Each kernel computes every output with the CPU
 //! port's operation sequence; tiers are the CPU functions' (the `__powf` /
 //! `__fdividef` kernels bounded on a GPU, every kernel exact in the emulation).
 
-use crate::cuda::{grid_for, Backend, DevBuf, GpuError, Param};
+use super::{check_targets, int, launch, shape_error};
+use crate::cuda::{Backend, DevMat, GpuError, Param};
 use crate::cudaconv2::conv_util::norm::{
     forward_checks, local_weights_checks, response_norm_undo_add, tica_checks, undo_checks,
     undo_prelims_scale, Geo, Undo2Add,
@@ -25,56 +24,7 @@ use crate::cudaconv2::conv_util::util::{
     bed_of_nails_checks, bed_of_nails_undo_checks, blur_shape, colour_shape, crop_checks,
     dequantize_checks, reflect_checks, resize_center_scale, resize_checks, Nails,
 };
-use crate::cudaconv2::{divup, MatShape, ShapeError};
-
-fn shape_error(e: ShapeError) -> GpuError {
-    GpuError(e.to_string())
-}
-
-/// The shape of `buf` as a row-major matrix of `cols` columns.
-fn mat(what: &str, buf: &DevBuf, cols: usize) -> Result<MatShape, GpuError> {
-    if cols == 0 || !buf.len().is_multiple_of(cols) {
-        return Err(GpuError(format!(
-            "{what}: {} words are not a matrix of {cols} columns",
-            buf.len()
-        )));
-    }
-    if buf.len() > i32::MAX as usize {
-        return Err(GpuError(format!(
-            "{what}: {} words exceed the kernels' int indices",
-            buf.len()
-        )));
-    }
-    Ok(MatShape {
-        rows: buf.len() / cols,
-        cols,
-        trans: false,
-    })
-}
-
-/// Checks that `buf` (a target) has exactly `len` words.
-fn expect_len(what: &str, buf: &DevBuf, len: usize) -> Result<(), GpuError> {
-    if buf.len() != len {
-        return Err(GpuError(format!(
-            "{what}: the target has {} words, the result {len}",
-            buf.len()
-        )));
-    }
-    Ok(())
-}
-
-/// An `int` kernel parameter.
-fn int(v: usize) -> Result<Param, GpuError> {
-    i32::try_from(v)
-        .map(Param::I32)
-        .map_err(|_| GpuError(format!("{v} does not fit the kernels' int parameters")))
-}
-
-/// Launches `name` over `n` outputs (one thread each).
-fn run(b: &dyn Backend, name: &str, n: usize, params: &[Param]) -> Result<(), GpuError> {
-    let (grid, block) = grid_for(n);
-    b.launch(name, grid, block, params)
-}
+use crate::cudaconv2::divup;
 
 // ---------------------------------------------------------------------------------
 // Pooling (pool.cu)
@@ -101,9 +51,8 @@ fn pool_forward(
     b: &dyn Backend,
     function: &'static str,
     kernel: &str,
-    images: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    target: &DevMat,
     num_filters: usize,
     subs_x: usize,
     start_x: i32,
@@ -111,11 +60,9 @@ fn pool_forward(
     outputs_x: usize,
     extra: &[Param],
 ) -> Result<(), GpuError> {
-    let im = mat(function, images, num_images)?;
-    let tg = mat(function, target, num_images)?;
-    let (img_size, n) = check_local_pool(function, im, tg, num_filters).map_err(shape_error)?;
-    let len = num_filters * outputs_x * outputs_x * n;
-    expect_len(function, target, len)?;
+    let (img_size, n) = check_local_pool(function, images.shape(), target.shape(), num_filters)
+        .map_err(shape_error)?;
+    check_targets(function, target, num_filters * outputs_x * outputs_x, n)?;
     let mut params = vec![
         target.param(),
         images.param(),
@@ -128,18 +75,17 @@ fn pool_forward(
         int(outputs_x)?,
     ];
     params.extend_from_slice(extra);
-    run(b, kernel, len, &params)
+    launch(b, kernel, target.len(), &params)
 }
 
 /// `convLocalPool<Pooler>` ([`crate::cudaconv2::conv_util::pool::conv_local_pool`]),
-/// kernels `pool_local_{avg,max,maxabs}`: `target` has `numFilters*outputsX²*numImages`
-/// words. Tier: **exact**.
+/// kernels `pool_local_{avg,max,maxabs}`: `target` is
+/// `(numFilters*outputsX², numImages)`. Tier: **exact**.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_local_pool<P: DevPooler>(
     b: &dyn Backend,
-    images: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    target: &DevMat,
     num_filters: usize,
     subs_x: usize,
     start_x: i32,
@@ -153,7 +99,6 @@ pub fn conv_local_pool<P: DevPooler>(
         P::KERNEL,
         images,
         target,
-        num_images,
         num_filters,
         subs_x,
         start_x,
@@ -169,9 +114,8 @@ pub fn conv_local_pool<P: DevPooler>(
 #[allow(clippy::too_many_arguments)]
 pub fn conv_local_random_pool(
     b: &dyn Backend,
-    images: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    target: &DevMat,
     num_filters: usize,
     subs_x: usize,
     start_x: i32,
@@ -185,7 +129,6 @@ pub fn conv_local_random_pool(
         "pool_local_random",
         images,
         target,
-        num_images,
         num_filters,
         subs_x,
         start_x,
@@ -204,11 +147,10 @@ pub fn conv_local_random_pool(
 #[allow(clippy::too_many_arguments)]
 pub fn conv_local_max_undo(
     b: &dyn Backend,
-    images: &DevBuf,
-    max_grads: &DevBuf,
-    max_acts: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    max_grads: &DevMat,
+    max_acts: &DevMat,
+    target: &DevMat,
     subs_x: usize,
     start_x: i32,
     stride_x: usize,
@@ -217,13 +159,20 @@ pub fn conv_local_max_undo(
     scale_output: f32,
 ) -> Result<(), GpuError> {
     const F: &str = "convLocalMaxUndo";
-    let (im, mg) = (mat(F, images, num_images)?, mat(F, max_grads, num_images)?);
-    let (ma, tg) = (mat(F, max_acts, num_images)?, mat(F, target, num_images)?);
-    let (img_size, num_filters) =
-        max_undo_checks(im, mg, ma, tg, subs_x, stride_x, outputs_x).map_err(shape_error)?;
-    expect_len(F, target, images.len())?;
+    let (img_size, num_filters) = max_undo_checks(
+        images.shape(),
+        max_grads.shape(),
+        max_acts.shape(),
+        target.shape(),
+        subs_x,
+        stride_x,
+        outputs_x,
+    )
+    .map_err(shape_error)?;
+    let num_images = images.cols();
+    check_targets(F, target, images.rows(), num_images)?;
     let add = local_max_undo_variant(num_images, scale_targets, scale_output).add;
-    run(
+    launch(
         b,
         "pool_local_max_undo",
         images.len(),
@@ -247,14 +196,13 @@ pub fn conv_local_max_undo(
 }
 
 /// `convLocalAvgUndo` ([`crate::cudaconv2::conv_util::pool::conv_local_avg_undo`]),
-/// kernel `pool_local_avg_undo`: `target` has `numFilters*imgSize²*numImages` words and
+/// kernel `pool_local_avg_undo`: `target` is `(numFilters*imgSize², numImages)` and
 /// is read when accumulating (`add` of [`local_avg_undo_variant`]). Tier: **exact**.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_local_avg_undo(
     b: &dyn Backend,
-    avg_grads: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    avg_grads: &DevMat,
+    target: &DevMat,
     subs_x: usize,
     start_x: i32,
     stride_x: usize,
@@ -264,15 +212,21 @@ pub fn conv_local_avg_undo(
     scale_output: f32,
 ) -> Result<(), GpuError> {
     const F: &str = "convLocalAvgUndo";
-    let (ag, tg) = (mat(F, avg_grads, num_images)?, mat(F, target, num_images)?);
-    let num_filters = avg_undo_checks(ag, tg, subs_x, stride_x, outputs_x).map_err(shape_error)?;
-    let len = num_filters * img_size * img_size * num_images;
-    expect_len(F, target, len)?;
+    let num_filters = avg_undo_checks(
+        avg_grads.shape(),
+        target.shape(),
+        subs_x,
+        stride_x,
+        outputs_x,
+    )
+    .map_err(shape_error)?;
+    let num_images = avg_grads.cols();
+    check_targets(F, target, num_filters * img_size * img_size, num_images)?;
     let add = local_avg_undo_variant(num_images, scale_targets, scale_output).add;
-    run(
+    launch(
         b,
         "pool_local_avg_undo",
-        len,
+        target.len(),
         &[
             target.param(),
             avg_grads.param(),
@@ -305,11 +259,10 @@ fn geo_params(g: Geo) -> Result<[Param; 3], GpuError> {
 fn norm_forward(
     b: &dyn Backend,
     function: &'static str,
-    images: &DevBuf,
-    mean_diffs: &DevBuf,
-    denoms: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    mean_diffs: &DevMat,
+    denoms: &DevMat,
+    target: &DevMat,
     num_filters: usize,
     size: usize,
     cross_map: Option<bool>,
@@ -317,16 +270,18 @@ fn norm_forward(
     pow_scale: f32,
     min_div: f32,
 ) -> Result<(), GpuError> {
-    let (im, md) = (
-        mat(function, images, num_images)?,
-        mat(function, mean_diffs, num_images)?,
-    );
-    let g = forward_checks(function, im, md, num_filters, cross_map.map(|_| size))
-        .map_err(shape_error)?;
-    expect_len(function, target, images.len())?;
-    expect_len(function, denoms, images.len())?;
+    let g = forward_checks(
+        function,
+        images.shape(),
+        mean_diffs.shape(),
+        num_filters,
+        cross_map.map(|_| size),
+    )
+    .map_err(shape_error)?;
+    check_targets(function, target, images.rows(), images.cols())?;
+    check_targets(function, denoms, images.rows(), images.cols())?;
     let [nf, sz, n] = geo_params(g)?;
-    run(
+    launch(
         b,
         "norm_forward",
         images.len(),
@@ -354,10 +309,9 @@ fn norm_forward(
 #[allow(clippy::too_many_arguments)]
 pub fn conv_response_norm(
     b: &dyn Backend,
-    images: &DevBuf,
-    denoms: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    denoms: &DevMat,
+    target: &DevMat,
     num_filters: usize,
     size_x: usize,
     add_scale: f32,
@@ -370,7 +324,6 @@ pub fn conv_response_norm(
         images,
         denoms,
         target,
-        num_images,
         num_filters,
         size_x,
         None,
@@ -385,11 +338,10 @@ pub fn conv_response_norm(
 #[allow(clippy::too_many_arguments)]
 pub fn conv_contrast_norm(
     b: &dyn Backend,
-    images: &DevBuf,
-    mean_diffs: &DevBuf,
-    denoms: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    mean_diffs: &DevMat,
+    denoms: &DevMat,
+    target: &DevMat,
     num_filters: usize,
     size_x: usize,
     add_scale: f32,
@@ -402,7 +354,6 @@ pub fn conv_contrast_norm(
         mean_diffs,
         denoms,
         target,
-        num_images,
         num_filters,
         size_x,
         None,
@@ -418,11 +369,10 @@ pub fn conv_contrast_norm(
 #[allow(clippy::too_many_arguments)]
 pub fn conv_contrast_norm_cross_map(
     b: &dyn Backend,
-    images: &DevBuf,
-    mean_diffs: &DevBuf,
-    denoms: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    mean_diffs: &DevMat,
+    denoms: &DevMat,
+    target: &DevMat,
     num_filters: usize,
     size_f: usize,
     add_scale: f32,
@@ -436,7 +386,6 @@ pub fn conv_contrast_norm_cross_map(
         mean_diffs,
         denoms,
         target,
-        num_images,
         num_filters,
         size_f,
         Some(blocked),
@@ -452,10 +401,9 @@ pub fn conv_contrast_norm_cross_map(
 #[allow(clippy::too_many_arguments)]
 pub fn conv_response_norm_cross_map(
     b: &dyn Backend,
-    images: &DevBuf,
-    denoms: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    denoms: &DevMat,
+    target: &DevMat,
     num_filters: usize,
     size_f: usize,
     add_scale: f32,
@@ -467,7 +415,6 @@ pub fn conv_response_norm_cross_map(
         images,
         denoms,
         target,
-        num_images,
         num_filters,
         size_f,
         add_scale,
@@ -483,10 +430,9 @@ pub fn conv_response_norm_cross_map(
 #[allow(clippy::too_many_arguments)]
 pub fn conv_response_norm_cross_map_min_div(
     b: &dyn Backend,
-    images: &DevBuf,
-    denoms: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    denoms: &DevMat,
+    target: &DevMat,
     num_filters: usize,
     size_f: usize,
     add_scale: f32,
@@ -501,7 +447,6 @@ pub fn conv_response_norm_cross_map_min_div(
         images,
         denoms,
         target,
-        num_images,
         num_filters,
         size_f,
         Some(blocked),
@@ -517,12 +462,11 @@ pub fn conv_response_norm_cross_map_min_div(
 fn norm_undo(
     b: &dyn Backend,
     function: &'static str,
-    out_grads: &DevBuf,
-    denoms: &DevBuf,
-    inputs: &DevBuf,
-    acts: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    out_grads: &DevMat,
+    denoms: &DevMat,
+    inputs: &DevMat,
+    acts: &DevMat,
+    target: &DevMat,
     num_filters: usize,
     size: usize,
     cross_map: Option<bool>,
@@ -532,28 +476,19 @@ fn norm_undo(
     scale_targets: f32,
     scale_output: f32,
 ) -> Result<(), GpuError> {
-    let og = mat(function, out_grads, num_images)?;
-    let (de, inp) = (
-        mat(function, denoms, num_images)?,
-        mat(function, inputs, num_images)?,
-    );
-    let (ac, tg) = (
-        mat(function, acts, num_images)?,
-        mat(function, target, num_images)?,
-    );
     let g = undo_checks(
         function,
-        og,
-        de,
-        inp,
-        ac,
-        tg,
+        out_grads.shape(),
+        denoms.shape(),
+        inputs.shape(),
+        acts.shape(),
+        target.shape(),
         num_filters,
         cross_map.map(|_| size),
     )
     .map_err(shape_error)?;
-    expect_len(function, target, out_grads.len())?;
-    run(
+    check_targets(function, target, out_grads.rows(), out_grads.cols())?;
+    launch(
         b,
         "norm_undo_prelims",
         acts.len(),
@@ -566,7 +501,7 @@ fn norm_undo(
         ],
     )?;
     let [nf, sz, n] = geo_params(g)?;
-    run(
+    launch(
         b,
         "norm_undo",
         out_grads.len(),
@@ -596,12 +531,11 @@ fn norm_undo(
 #[allow(clippy::too_many_arguments)]
 pub fn conv_response_norm_undo(
     b: &dyn Backend,
-    out_grads: &DevBuf,
-    denoms: &DevBuf,
-    inputs: &DevBuf,
-    acts: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    out_grads: &DevMat,
+    denoms: &DevMat,
+    inputs: &DevMat,
+    acts: &DevMat,
+    target: &DevMat,
     num_filters: usize,
     size_x: usize,
     add_scale: f32,
@@ -616,7 +550,6 @@ pub fn conv_response_norm_undo(
         inputs,
         acts,
         target,
-        num_images,
         num_filters,
         size_x,
         add_scale,
@@ -633,12 +566,11 @@ pub fn conv_response_norm_undo(
 #[allow(clippy::too_many_arguments)]
 pub fn conv_response_norm_undo_with(
     b: &dyn Backend,
-    out_grads: &DevBuf,
-    denoms: &DevBuf,
-    inputs: &DevBuf,
-    acts: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    out_grads: &DevMat,
+    denoms: &DevMat,
+    inputs: &DevMat,
+    acts: &DevMat,
+    target: &DevMat,
     num_filters: usize,
     size_x: usize,
     add_scale: f32,
@@ -656,7 +588,6 @@ pub fn conv_response_norm_undo_with(
         inputs,
         acts,
         target,
-        num_images,
         num_filters,
         size_x,
         None,
@@ -674,12 +605,11 @@ pub fn conv_response_norm_undo_with(
 #[allow(clippy::too_many_arguments)]
 pub fn conv_contrast_norm_undo(
     b: &dyn Backend,
-    out_grads: &DevBuf,
-    denoms: &DevBuf,
-    mean_diffs: &DevBuf,
-    acts: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    out_grads: &DevMat,
+    denoms: &DevMat,
+    mean_diffs: &DevMat,
+    acts: &DevMat,
+    target: &DevMat,
     num_filters: usize,
     size_x: usize,
     add_scale: f32,
@@ -694,7 +624,6 @@ pub fn conv_contrast_norm_undo(
         mean_diffs,
         acts,
         target,
-        num_images,
         num_filters,
         size_x,
         add_scale,
@@ -711,12 +640,11 @@ pub fn conv_contrast_norm_undo(
 #[allow(clippy::too_many_arguments)]
 pub fn conv_response_norm_cross_map_undo(
     b: &dyn Backend,
-    out_grads: &DevBuf,
-    denoms: &DevBuf,
-    inputs: &DevBuf,
-    acts: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    out_grads: &DevMat,
+    denoms: &DevMat,
+    inputs: &DevMat,
+    acts: &DevMat,
+    target: &DevMat,
     num_filters: usize,
     size_f: usize,
     add_scale: f32,
@@ -733,7 +661,6 @@ pub fn conv_response_norm_cross_map_undo(
         inputs,
         acts,
         target,
-        num_images,
         num_filters,
         size_f,
         Some(blocked),
@@ -751,20 +678,27 @@ pub fn conv_response_norm_cross_map_undo(
 #[allow(clippy::too_many_arguments)]
 pub fn conv_tica(
     b: &dyn Backend,
-    images: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    target: &DevMat,
     num_filters: usize,
     size_x: usize,
     scale_target: f32,
     scale_output: f32,
 ) -> Result<(), GpuError> {
     const F: &str = "convTICA";
-    let (im, tg) = (mat(F, images, num_images)?, mat(F, target, num_images)?);
-    let g = tica_checks(F, im, None, tg, num_filters, size_x, scale_target).map_err(shape_error)?;
-    expect_len(F, target, images.len())?;
+    let g = tica_checks(
+        F,
+        images.shape(),
+        None,
+        target.shape(),
+        num_filters,
+        size_x,
+        scale_target,
+    )
+    .map_err(shape_error)?;
+    check_targets(F, target, images.rows(), images.cols())?;
     let [nf, sz, n] = geo_params(g)?;
-    run(
+    launch(
         b,
         "norm_tica",
         images.len(),
@@ -786,23 +720,28 @@ pub fn conv_tica(
 #[allow(clippy::too_many_arguments)]
 pub fn conv_tica_grad(
     b: &dyn Backend,
-    images: &DevBuf,
-    ticas: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    ticas: &DevMat,
+    target: &DevMat,
     num_filters: usize,
     size_x: usize,
     scale_target: f32,
     scale_output: f32,
 ) -> Result<(), GpuError> {
     const F: &str = "convTICAGrad";
-    let (im, ti) = (mat(F, images, num_images)?, mat(F, ticas, num_images)?);
-    let tg = mat(F, target, num_images)?;
-    let g =
-        tica_checks(F, im, Some(ti), tg, num_filters, size_x, scale_target).map_err(shape_error)?;
-    expect_len(F, target, images.len())?;
+    let g = tica_checks(
+        F,
+        images.shape(),
+        Some(ticas.shape()),
+        target.shape(),
+        num_filters,
+        size_x,
+        scale_target,
+    )
+    .map_err(shape_error)?;
+    check_targets(F, target, images.rows(), images.cols())?;
     let [nf, sz, n] = geo_params(g)?;
-    run(
+    launch(
         b,
         "norm_tica_grad",
         images.len(),
@@ -822,18 +761,17 @@ pub fn conv_tica_grad(
 
 /// `normalizeLocalWeights`
 /// ([`crate::cudaconv2::conv_util::norm::normalize_local_weights`]), kernel
-/// `norm_local_weights`, in place on `weights` of `num_filters` columns. Tier:
+/// `norm_local_weights`, in place on `weights` (one column per filter). Tier:
 /// **bounded(2 ulp)** on a GPU (`__fdividef`).
 pub fn normalize_local_weights(
     b: &dyn Backend,
-    weights: &DevBuf,
-    num_filters: usize,
+    weights: &DevMat,
     num_modules: usize,
     norm: f32,
 ) -> Result<(), GpuError> {
-    let w = mat("normalizeLocalWeights", weights, num_filters)?;
-    let per = local_weights_checks(w, num_modules).map_err(shape_error)?;
-    run(
+    let per = local_weights_checks(weights.shape(), num_modules).map_err(shape_error)?;
+    let num_filters = weights.cols();
+    launch(
         b,
         "norm_local_weights",
         num_modules * num_filters,
@@ -851,30 +789,28 @@ pub fn normalize_local_weights(
 // Image utilities (util.cu)
 // ---------------------------------------------------------------------------------
 
-/// The bed-of-nails kernels: `util_bed_of_nails{,_undo}` over `outputs` elements.
+/// The bed-of-nails kernels: `util_bed_of_nails{,_undo}` over the (checked) target.
 #[allow(clippy::too_many_arguments)]
 fn bed_of_nails_launch(
     b: &dyn Backend,
     kernel: &str,
-    target: &DevBuf,
-    src: &DevBuf,
-    outputs: usize,
+    target: &DevMat,
+    src: &DevMat,
     g: Nails,
     num_channels: usize,
-    num_images: usize,
     scale_targets: f32,
     scale_output: f32,
 ) -> Result<(), GpuError> {
-    run(
+    launch(
         b,
         kernel,
-        outputs,
+        target.len(),
         &[
             target.param(),
             src.param(),
             int(num_channels)?,
             int(g.img_size)?,
-            int(num_images)?,
+            int(src.cols())?,
             int(g.start)?,
             int(g.stride)?,
             int(g.outputs_x)?,
@@ -885,14 +821,13 @@ fn bed_of_nails_launch(
 }
 
 /// `convBedOfNails` ([`crate::cudaconv2::conv_util::util::conv_bed_of_nails`]), kernel
-/// `util_bed_of_nails`: `target` has `numChannels*outputsX²*numImages` words. Tier:
+/// `util_bed_of_nails`: `target` is `(numChannels*outputsX², numImages)`. Tier:
 /// **exact**.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_bed_of_nails(
     b: &dyn Backend,
-    images: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    target: &DevMat,
     num_channels: usize,
     img_size: usize,
     start_x: i32,
@@ -901,10 +836,9 @@ pub fn conv_bed_of_nails(
     scale_output: f32,
 ) -> Result<(), GpuError> {
     const F: &str = "convBedOfNails";
-    let (im, tg) = (mat(F, images, num_images)?, mat(F, target, num_images)?);
     let g = bed_of_nails_checks(
-        im,
-        tg,
+        images.shape(),
+        target.shape(),
         num_channels,
         img_size,
         start_x,
@@ -912,17 +846,14 @@ pub fn conv_bed_of_nails(
         scale_targets,
     )
     .map_err(shape_error)?;
-    let len = num_channels * g.outputs * num_images;
-    expect_len(F, target, len)?;
+    check_targets(F, target, num_channels * g.outputs, images.cols())?;
     bed_of_nails_launch(
         b,
         "util_bed_of_nails",
         target,
         images,
-        len,
         g,
         num_channels,
-        num_images,
         scale_targets,
         scale_output,
     )
@@ -932,9 +863,8 @@ pub fn conv_bed_of_nails(
 #[allow(clippy::too_many_arguments)]
 fn bed_of_nails_undo(
     b: &dyn Backend,
-    acts_grad: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    acts_grad: &DevMat,
+    target: &DevMat,
     num_channels: usize,
     img_size: usize,
     start_x: i32,
@@ -944,10 +874,9 @@ fn bed_of_nails_undo(
     fixed: bool,
 ) -> Result<(), GpuError> {
     const F: &str = "convBedOfNailsUndo";
-    let (ag, tg) = (mat(F, acts_grad, num_images)?, mat(F, target, num_images)?);
     let g = bed_of_nails_undo_checks(
-        ag,
-        tg,
+        acts_grad.shape(),
+        target.shape(),
         num_channels,
         img_size,
         start_x,
@@ -956,31 +885,27 @@ fn bed_of_nails_undo(
         fixed,
     )
     .map_err(shape_error)?;
-    let len = num_channels * g.img_pixels * num_images;
-    expect_len(F, target, len)?;
+    check_targets(F, target, num_channels * g.img_pixels, acts_grad.cols())?;
     bed_of_nails_launch(
         b,
         "util_bed_of_nails_undo",
         target,
         acts_grad,
-        len,
         g,
         num_channels,
-        num_images,
         scale_targets,
         scale_output,
     )
 }
 
 /// `convBedOfNailsUndo` ([`crate::cudaconv2::conv_util::util::conv_bed_of_nails_undo`],
-/// its shape-check BUG reproduced), kernel `util_bed_of_nails_undo`: `target` has
-/// `numChannels*imgSize²*numImages` words. Tier: **exact**.
+/// its shape-check BUG reproduced), kernel `util_bed_of_nails_undo`: `target` is
+/// `(numChannels*imgSize², numImages)`. Tier: **exact**.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_bed_of_nails_undo(
     b: &dyn Backend,
-    acts_grad: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    acts_grad: &DevMat,
+    target: &DevMat,
     num_channels: usize,
     img_size: usize,
     start_x: i32,
@@ -992,7 +917,6 @@ pub fn conv_bed_of_nails_undo(
         b,
         acts_grad,
         target,
-        num_images,
         num_channels,
         img_size,
         start_x,
@@ -1009,9 +933,8 @@ pub fn conv_bed_of_nails_undo(
 #[allow(clippy::too_many_arguments)]
 pub fn conv_bed_of_nails_undo_fixed(
     b: &dyn Backend,
-    acts_grad: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    acts_grad: &DevMat,
+    target: &DevMat,
     num_channels: usize,
     img_size: usize,
     start_x: i32,
@@ -1023,7 +946,6 @@ pub fn conv_bed_of_nails_undo_fixed(
         b,
         acts_grad,
         target,
-        num_images,
         num_channels,
         img_size,
         start_x,
@@ -1039,22 +961,20 @@ pub fn conv_bed_of_nails_undo_fixed(
 #[allow(clippy::too_many_arguments)]
 fn blur_launch(
     b: &dyn Backend,
-    images: &DevBuf,
-    filter: &DevBuf,
-    old: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    filter: &DevMat,
+    old: &DevMat,
+    target: &DevMat,
     horiz: bool,
     num_channels: usize,
     scale_targets: f32,
     scale_outputs: f32,
 ) -> Result<(), GpuError> {
     const F: &str = "convGaussianBlur";
-    let im = mat(F, images, num_images)?;
-    let fl = mat(F, filter, filter.len().max(1))?;
-    let (radius, img_size) = blur_shape(im, fl, num_channels).map_err(shape_error)?;
-    expect_len(F, target, images.len())?;
-    run(
+    let (radius, img_size) =
+        blur_shape(images.shape(), filter.shape(), num_channels).map_err(shape_error)?;
+    check_targets(F, target, images.rows(), images.cols())?;
+    launch(
         b,
         "util_gaussian_blur",
         images.len(),
@@ -1065,7 +985,7 @@ fn blur_launch(
             filter.param(),
             int(num_channels)?,
             int(img_size)?,
-            int(num_images)?,
+            int(images.cols())?,
             int(radius)?,
             Param::I32(horiz.into()),
             Param::F32(scale_targets),
@@ -1081,16 +1001,15 @@ fn blur_launch(
 #[allow(clippy::too_many_arguments)]
 pub fn conv_gaussian_blur(
     b: &dyn Backend,
-    images: &DevBuf,
-    filter: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    filter: &DevMat,
+    target: &DevMat,
     horiz: bool,
     num_channels: usize,
     scale_targets: f32,
     scale_outputs: f32,
 ) -> Result<(), GpuError> {
-    if images.ptr() == target.ptr() && !images.is_empty() {
+    if images.buf().ptr() == target.buf().ptr() && !images.is_empty() {
         return Err(GpuError(
             "convGaussianBlur: the target is the images (use conv_gaussian_blur_in_place)".into(),
         ));
@@ -1101,7 +1020,6 @@ pub fn conv_gaussian_blur(
         filter,
         target,
         target,
-        num_images,
         horiz,
         num_channels,
         scale_targets,
@@ -1116,28 +1034,27 @@ pub fn conv_gaussian_blur(
 #[allow(clippy::too_many_arguments)]
 pub fn conv_gaussian_blur_in_place(
     b: &dyn Backend,
-    images: &DevBuf,
-    filter: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    filter: &DevMat,
     horiz: bool,
     num_channels: usize,
     scale_targets: f32,
     scale_outputs: f32,
 ) -> Result<(), GpuError> {
     let scratch = b.alloc(images.len())?;
+    let scratch = DevMat::new(&scratch, images.rows(), images.cols())?;
     blur_launch(
         b,
         images,
         filter,
         images,
         &scratch,
-        num_images,
         horiz,
         num_channels,
         scale_targets,
         scale_outputs,
     )?;
-    run(
+    launch(
         b,
         "util_copy",
         images.len(),
@@ -1146,27 +1063,26 @@ pub fn conv_gaussian_blur_in_place(
 }
 
 /// `convResizeBilinear` ([`crate::cudaconv2::conv_util::util::conv_resize_bilinear`]),
-/// kernel `util_resize_bilinear`: `target` has `numChannels*tgtSize²*numImages` words.
+/// kernel `util_resize_bilinear`: `target` is `(numChannels*tgtSize², numImages)`.
 /// Tier: **exact**.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_resize_bilinear(
     b: &dyn Backend,
-    images: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    target: &DevMat,
     img_size: usize,
     tgt_size: usize,
     scale: f32,
 ) -> Result<(), GpuError> {
     const F: &str = "convResizeBilinear";
-    let (im, tg) = (mat(F, images, num_images)?, mat(F, target, num_images)?);
-    let num_channels = resize_checks(im, tg, img_size).map_err(shape_error)?;
-    let len = num_channels * tgt_size * tgt_size * num_images;
-    expect_len(F, target, len)?;
-    run(
+    let num_channels =
+        resize_checks(images.shape(), target.shape(), img_size).map_err(shape_error)?;
+    let num_images = images.cols();
+    check_targets(F, target, num_channels * tgt_size * tgt_size, num_images)?;
+    launch(
         b,
         "util_resize_bilinear",
-        len,
+        target.len(),
         &[
             target.param(),
             images.param(),
@@ -1185,17 +1101,13 @@ fn colour_launch(
     b: &dyn Backend,
     function: &'static str,
     kernel: &str,
-    images: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    target: &DevMat,
     extra: &[Param],
 ) -> Result<(), GpuError> {
-    let (im, tg) = (
-        mat(function, images, num_images)?,
-        mat(function, target, num_images)?,
-    );
-    let img_pixels = colour_shape(function, im, tg).map_err(shape_error)?;
-    expect_len(function, target, images.len())?;
+    let img_pixels = colour_shape(function, images.shape(), target.shape()).map_err(shape_error)?;
+    let num_images = images.cols();
+    check_targets(function, target, images.rows(), num_images)?;
     let mut params = vec![
         target.param(),
         images.param(),
@@ -1203,26 +1115,13 @@ fn colour_launch(
         int(num_images)?,
     ];
     params.extend_from_slice(extra);
-    run(b, kernel, img_pixels * num_images, &params)
+    launch(b, kernel, img_pixels * num_images, &params)
 }
 
 /// `convRGBToYUV` ([`crate::cudaconv2::conv_util::util::conv_rgb_to_yuv`]), kernel
 /// `util_rgb_to_yuv`: `target` has the images' size. Tier: **exact**.
-pub fn conv_rgb_to_yuv(
-    b: &dyn Backend,
-    images: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
-) -> Result<(), GpuError> {
-    colour_launch(
-        b,
-        "convRGBToYUV",
-        "util_rgb_to_yuv",
-        images,
-        target,
-        num_images,
-        &[],
-    )
+pub fn conv_rgb_to_yuv(b: &dyn Backend, images: &DevMat, target: &DevMat) -> Result<(), GpuError> {
+    colour_launch(b, "convRGBToYUV", "util_rgb_to_yuv", images, target, &[])
 }
 
 /// `convRGBToLAB` ([`crate::cudaconv2::conv_util::util::conv_rgb_to_lab`]), kernel
@@ -1230,9 +1129,8 @@ pub fn conv_rgb_to_yuv(
 /// (`__powf`, 3 ulp in `f`).
 pub fn conv_rgb_to_lab(
     b: &dyn Backend,
-    images: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    target: &DevMat,
     center: bool,
 ) -> Result<(), GpuError> {
     colour_launch(
@@ -1241,34 +1139,38 @@ pub fn conv_rgb_to_lab(
         "util_rgb_to_lab",
         images,
         target,
-        num_images,
         &[Param::I32(center.into())],
     )
 }
 
 /// `convCrop` ([`crate::cudaconv2::conv_util::util::conv_crop`]), kernel `util_crop`:
-/// `target` has `numChannels*tgtSize²*numImages` words. Tier: **exact**.
+/// `target` is `(numChannels*tgtSize², numImages)`. Tier: **exact**.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_crop(
     b: &dyn Backend,
-    imgs: &DevBuf,
-    target: &DevBuf,
-    num_images: usize,
+    imgs: &DevMat,
+    target: &DevMat,
     img_size: usize,
     tgt_size: usize,
     start_y: i32,
     start_x: i32,
 ) -> Result<(), GpuError> {
     const F: &str = "convCrop";
-    let (im, tg) = (mat(F, imgs, num_images)?, mat(F, target, num_images)?);
-    let num_channels =
-        crop_checks(im, tg, img_size, tgt_size, start_y, start_x).map_err(shape_error)?;
-    let len = num_channels * tgt_size * tgt_size * num_images;
-    expect_len(F, target, len)?;
-    run(
+    let num_channels = crop_checks(
+        imgs.shape(),
+        target.shape(),
+        img_size,
+        tgt_size,
+        start_y,
+        start_x,
+    )
+    .map_err(shape_error)?;
+    let num_images = imgs.cols();
+    check_targets(F, target, num_channels * tgt_size * tgt_size, num_images)?;
+    launch(
         b,
         "util_crop",
-        len,
+        target.len(),
         &[
             target.param(),
             imgs.param(),
@@ -1287,16 +1189,14 @@ pub fn conv_crop(
 /// `util_reflect_horizontal`: `targets` has the images' size. Tier: **exact**.
 pub fn conv_reflect_horizontal(
     b: &dyn Backend,
-    images: &DevBuf,
-    targets: &DevBuf,
-    num_images: usize,
+    images: &DevMat,
+    targets: &DevMat,
     img_size: usize,
 ) -> Result<(), GpuError> {
     const F: &str = "convReflectHorizontal";
-    let im = mat(F, images, num_images)?;
-    let num_colors = reflect_checks(im, img_size).map_err(shape_error)?;
-    expect_len(F, targets, images.len())?;
-    run(
+    let num_colors = reflect_checks(images.shape(), img_size).map_err(shape_error)?;
+    check_targets(F, targets, images.rows(), images.cols())?;
+    launch(
         b,
         "util_reflect_horizontal",
         images.len(),
@@ -1305,18 +1205,18 @@ pub fn conv_reflect_horizontal(
             images.param(),
             int(num_colors)?,
             int(img_size)?,
-            int(num_images)?,
+            int(images.cols())?,
         ],
     )
 }
 
 /// `convQuantizeHalf` ([`crate::cudaconv2::conv_util::util::conv_quantize_half`],
-/// inferred), kernel `util_quantize_half`: `tgt` has `DIVUP(src.len(), 2)` words of
-/// packed halves. Tier: **exact**.
-pub fn conv_quantize_half(b: &dyn Backend, src: &DevBuf, tgt: &DevBuf) -> Result<(), GpuError> {
+/// inferred), kernel `util_quantize_half`: `tgt` is `1 x DIVUP(src.len(), 2)` words of
+/// packed halves (the elements of `src` in memory order). Tier: **exact**.
+pub fn conv_quantize_half(b: &dyn Backend, src: &DevMat, tgt: &DevMat) -> Result<(), GpuError> {
     let n = src.len();
-    expect_len("convQuantizeHalf", tgt, divup(n, 2))?;
-    run(
+    check_targets("convQuantizeHalf", tgt, 1, divup(n, 2))?;
+    launch(
         b,
         "util_quantize_half",
         divup(n, 2),
@@ -1325,20 +1225,23 @@ pub fn conv_quantize_half(b: &dyn Backend, src: &DevBuf, tgt: &DevBuf) -> Result
 }
 
 /// `convDequantizeHalf` ([`crate::cudaconv2::conv_util::util::conv_dequantize_half`],
-/// inferred), kernel `util_dequantize_half`: `tgt` has `numElements` words (read when
-/// `scaleTarget != 0`). Tier: **exact**.
+/// inferred), kernel `util_dequantize_half`: `tgt` is `1 x numElements` when
+/// `scaleTarget == 0`, else any matrix of `numElements` (read, in memory order). Tier:
+/// **exact**.
 pub fn conv_dequantize_half(
     b: &dyn Backend,
-    src: &DevBuf,
-    tgt: &DevBuf,
+    src: &DevMat,
+    tgt: &DevMat,
     num_elements: usize,
     scale_target: f32,
     scale_output: f32,
 ) -> Result<(), GpuError> {
     const F: &str = "convDequantizeHalf";
     dequantize_checks(src.len(), tgt.len(), num_elements, scale_target).map_err(shape_error)?;
-    expect_len(F, tgt, num_elements)?;
-    run(
+    if scale_target == 0.0 {
+        check_targets(F, tgt, 1, num_elements)?;
+    }
+    launch(
         b,
         "util_dequantize_half",
         num_elements,

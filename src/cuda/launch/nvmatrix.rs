@@ -6,7 +6,8 @@
 //! the CPU function would resize its target, the wrapper requires the shape it would
 //! get. Tiers are the CPU functions' (functor by functor for the elementwise ones).
 
-use crate::cuda::{grid_for, Backend, DevBuf, DevPtr, Gemm, GpuError, Param};
+use super::{int, launch};
+use crate::cuda::{grid_for, Backend, DevBuf, DevMat, DevPtr, Gemm, GpuError, Param};
 use crate::nvmatrix::aggregate::{
     aggregates_columns, host_finish, row_agg_kernel, sum_params, Finish, RowAggKernel, CPUSUM_MAX,
 };
@@ -14,69 +15,8 @@ use crate::nvmatrix::curand::{subsequence_jump_words, CurandState, NUM_RND_STREA
 use crate::nvmatrix::ops::{binary, check_bounds, unary, vector_strides, BinaryOp, UnaryOp};
 use crate::nvmatrix::{Max, Min, Sum};
 
-/// A `rows x cols` matrix in `buf` (all of it), row-major or column-major (`trans`),
-/// as [`NvMatrix`](crate::nvmatrix::NvMatrix) lays it out.
-#[derive(Clone, Copy)]
-pub struct DevMat<'a> {
-    /// The elements in memory order.
-    pub buf: &'a DevBuf,
-    /// `getNumRows()`.
-    pub rows: usize,
-    /// `getNumCols()`.
-    pub cols: usize,
-    /// `isTrans()`: column-major.
-    pub trans: bool,
-}
-
-impl<'a> DevMat<'a> {
-    /// A matrix over `buf`, which must hold exactly `rows*cols` words.
-    pub fn new(buf: &'a DevBuf, rows: usize, cols: usize, trans: bool) -> Result<Self, GpuError> {
-        if buf.len() != rows * cols {
-            return Err(GpuError(format!(
-                "a {rows}x{cols} matrix over a buffer of {} words",
-                buf.len()
-            )));
-        }
-        Ok(DevMat {
-            buf,
-            rows,
-            cols,
-            trans,
-        })
-    }
-    /// `getLeadingDim()`.
-    pub fn leading_dim(&self) -> usize {
-        if self.trans {
-            self.rows
-        } else {
-            self.cols
-        }
-    }
-    /// `getFollowingDim()`.
-    pub fn following_dim(&self) -> usize {
-        if self.trans {
-            self.cols
-        } else {
-            self.rows
-        }
-    }
-    /// `getNumElements()`.
-    pub fn len(&self) -> usize {
-        self.rows * self.cols
-    }
-    /// True when the matrix has no elements.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// `getTranspose()`: swapped dimensions, flipped orientation, same memory.
-    pub fn get_transpose(self) -> Self {
-        DevMat {
-            rows: self.cols,
-            cols: self.rows,
-            trans: !self.trans,
-            ..self
-        }
-    }
+/// The elementwise kernels' views of a matrix.
+impl DevMat<'_> {
     /// `(row stride, column stride)` of the elements.
     fn strides(&self) -> (usize, usize) {
         if self.trans {
@@ -119,11 +59,6 @@ fn ensure(cond: bool, f: &str, what: &str) -> Result<(), GpuError> {
     } else {
         Err(shape_err(f, what))
     }
-}
-
-/// A size as the kernels' `int`.
-fn int(x: usize) -> Result<i32, GpuError> {
-    i32::try_from(x).map_err(|_| GpuError(format!("size {x} exceeds the kernels' int")))
 }
 
 /// `target` must have `like`'s dimensions (and its orientation when `same_trans`).
@@ -331,12 +266,11 @@ fn eltwise(
     if n == 0 {
         return Ok(());
     }
-    int(n)?;
     let mut params = vec![
         Param::Ptr(dst.ptr),
-        Param::I32(int(following)?),
-        Param::I32(int(leading)?),
-        Param::I32(int(dst.stride)?),
+        int(following)?,
+        int(leading)?,
+        int(dst.stride)?,
     ];
     for s in srcs {
         let (across, along) = if dst.trans {
@@ -344,15 +278,10 @@ fn eltwise(
         } else {
             (s.rs, s.cs)
         };
-        params.extend([
-            Param::Ptr(s.ptr),
-            Param::I32(int(across)?),
-            Param::I32(int(along)?),
-        ]);
+        params.extend([Param::Ptr(s.ptr), int(across)?, int(along)?]);
     }
     params.extend_from_slice(tail);
-    let (grid, block) = grid_for(n);
-    b.launch(kernel, grid, block, &params)
+    launch(b, kernel, n, &params)
 }
 
 fn unary_tail(op: Unary) -> [Param; 3] {
@@ -595,18 +524,17 @@ pub fn tile(
     if n == 0 {
         return Ok(());
     }
-    let (grid, block) = grid_for(n);
-    b.launch(
+    launch(
+        b,
         "nvm_tile",
-        grid,
-        block,
+        n,
         &[
             target.buf.param(),
             src.buf.param(),
-            Param::I32(int(src.leading_dim())?),
-            Param::I32(int(src.following_dim())?),
-            Param::I32(int(target.leading_dim())?),
-            Param::I32(int(n)?),
+            int(src.leading_dim())?,
+            int(src.following_dim())?,
+            int(target.leading_dim())?,
+            int(n)?,
         ],
     )
 }
@@ -679,8 +607,8 @@ fn aggregate(
         let mut params = vec![
             target.buf.param(),
             src.buf.param(),
-            Param::I32(int(width)?),
-            Param::I32(int(height)?),
+            int(width)?,
+            int(height)?,
         ];
         params.extend(tail);
         return b.launch("nvm_agg_cols", grid, block, &params);
@@ -697,11 +625,11 @@ fn aggregate(
     let mut params = vec![
         target.buf.param(),
         src.buf.param(),
-        Param::I32(int(width)?),
-        Param::I32(int(height)?),
+        int(width)?,
+        int(height)?,
         Param::I32(kind),
-        Param::I32(int(loops_x)?),
-        Param::I32(int(threads_x)?),
+        int(loops_x)?,
+        int(threads_x)?,
     ];
     params.extend(tail);
     b.launch("nvm_agg_rows", grid, block, &params)
@@ -770,8 +698,8 @@ fn total_pass(
             out.param(),
             x.param(),
             Param::Ptr(y.map_or(0, DevBuf::ptr)),
-            Param::I32(int(n)?),
-            Param::I32(int(num_cols)?),
+            int(n)?,
+            int(num_cols)?,
             Param::I32(agg.code()),
             Param::I32(y.is_some() as i32),
         ],
@@ -907,7 +835,7 @@ pub fn randomize(
             Param::Ptr(data2.map_or(0, |d| d.buf.ptr())),
             states.param(),
             Param::I32(NUM_RND_STREAMS as i32),
-            Param::I32(int(n)?),
+            int(n)?,
             Param::I32(kind),
             Param::F32(p),
             Param::F32(q),
