@@ -1,7 +1,9 @@
 //! A net whose image kernels run on a CUDA backend (`ConvNet::set_device`) trains to
-//! the CPU's bits in the host emulation, and within the kernels' tiers on a GPU: the
-//! 80sec net (conv, max and avg pooling), the conv-local net (local layers, cross-map
-//! normalisation) and the 18% net (same-map normalisation), two training batches each.
+//! the CPU's bits in the host emulation, and within the kernels' tiers on a GPU, two
+//! training batches each: the 80sec net (conv, max and avg pooling), the conv-local net
+//! (local layers, cross-map normalisation), the 18% net (same-map normalisation), a
+//! contrast-normalisation net and the 2012 gradient-check net (cross-map normalisation
+//! with minDiv, local layers, 2012 update rules).
 
 mod common;
 use common::emu::backends;
@@ -25,8 +27,20 @@ fn batch(dims: usize, cases: usize, seed: u64) -> Vec<NvMatrix> {
     ]
 }
 
-fn parse(name: &str, dims: usize) -> Net {
+/// Parses `layer-defs/NAME.cfg` with `params/NAME.cfg`, or `tests/data/cuda/layers-NAME.cfg`
+/// with `params-NAME.cfg` when the name starts with `test-`.
+fn parse(gen: Generation, name: &str, dims: usize) -> Net {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (def, params) = match name.strip_prefix("test-") {
+        Some(n) => (
+            root.join(format!("tests/data/cuda/layers-{n}.cfg")),
+            root.join(format!("tests/data/cuda/params-{n}.cfg")),
+        ),
+        None => (
+            root.join(format!("layer-defs/{name}.cfg")),
+            root.join(format!("params/{name}.cfg")),
+        ),
+    };
     let model = Model {
         data_dims: vec![dims as i64, 1],
         num_classes: 10,
@@ -34,14 +48,7 @@ fn parse(name: &str, dims: usize) -> Net {
         conserve_mem: 0,
         seed: 7,
     };
-    parse_layers(
-        Generation::C1,
-        &root.join(format!("layer-defs/{name}.cfg")),
-        &root.join(format!("params/{name}.cfg")),
-        &model,
-        &mut Vec::new(),
-    )
-    .unwrap()
+    parse_layers(gen, &def, &params, &model, &mut Vec::new()).unwrap()
 }
 
 /// Two training batches of 40 cases (minibatches of 32 and 8) on `device`; the
@@ -80,12 +87,14 @@ fn collect(v: &Value, out: &mut Vec<Vec<f32>>) {
 
 #[test]
 fn nets_train_to_the_cpu_bits_on_every_backend() {
-    for (name, dims) in [
-        ("cifar10-80sec", 3072),
-        ("cifar10-conv-local", 1728),
-        ("cifar10-18pct", 3072),
+    for (gen, name, dims) in [
+        (Generation::C1, "cifar10-80sec", 3072),
+        (Generation::C1, "cifar10-conv-local", 1728),
+        (Generation::C1, "cifar10-18pct", 3072),
+        (Generation::C1, "test-cnorm", 192),
+        (Generation::A12, "gc-2012", 192),
     ] {
-        let net = parse(name, dims);
+        let net = parse(gen, name, dims);
         let cpu = train(&net, dims, Device::Cpu);
         for b in backends() {
             let (what, exact) = (b.name(), b.emulated());

@@ -1,13 +1,16 @@
-//! Where a net's image kernels run (the 2011 `--gpu` / 2012 per-layer `gpu`
-//! placement, reduced to one device): the CPU port (src/cudaconv2) or a CUDA
-//! [`Backend`] running cuda/*.cu through src/cuda/launch.
+//! Where a net's image kernels run (the original's `--gpu` device, one per net): the
+//! CPU port (src/cudaconv2) or a CUDA [`Backend`] running cuda/*.cu through
+//! src/cuda/launch.
 //!
-//! On a backend each kernel call uploads its operands, launches, and downloads its
-//! targets: activations and gradients stay in host memory between kernels, and every
-//! other operation (products, neurons, costs, updates) runs on the CPU. Because our
-//! CUDA kernels perform the CPU port's per-output operation sequences, a net gives the
-//! CPU's bits on any backend for exact-tier kernels (tests/cuda_net.rs checks a training
-//! step in the host emulation).
+//! On a backend run filterActs, imgActs and weightActs (conv, local, sparse), pooling
+//! and its undo (max, avg, maxabs), and the same-map, cross-map and contrast
+//! normalisations and their undo. Each call uploads its operands, launches, and
+//! downloads its targets: activations and gradients stay in host memory between
+//! kernels, and every other operation (products, neurons, costs, weight updates, the
+//! lighter image kernels such as blur, resize and colour conversions) runs on the CPU.
+//! Because our CUDA kernels perform the CPU port's per-output operation sequences, a
+//! net gives the CPU's bits on a backend wherever the kernels are exact tier
+//! (tests/cuda_net.rs trains five nets in the host emulation to the CPU's bits).
 
 use super::NetError;
 use crate::cuda::{Backend, DevBuf, DevMat, GpuError};
@@ -49,17 +52,17 @@ impl Device {
         }
     }
 
-    /// Runs one kernel. On the CPU: `cpu(targets)`. On a backend: uploads `inputs` and,
-    /// when `read_targets` (the kernel scales what its targets hold), the targets;
-    /// otherwise gives each target zeroed device memory of its `shapes` entry
-    /// (`rows, cols`); launches `gpu(backend, inputs, targets)`; downloads every target
-    /// into its host matrix, resized to its shape (row-major).
+    /// Runs one kernel. On the CPU: `cpu(targets)`. On a backend: uploads `inputs`, and
+    /// each target whose `read` flag is set (the kernel reads what it holds: scaled
+    /// writes, in-place updates), giving the others zeroed device memory of their
+    /// `shapes` entry (`rows, cols`); launches `gpu(backend, inputs, targets)`; downloads
+    /// every target into its host matrix, resized to its shape (row-major).
     pub fn run<'t>(
         &self,
         inputs: &[&NvMatrix],
         targets: &mut [&'t mut NvMatrix],
         shapes: &[(usize, usize)],
-        read_targets: bool,
+        read: &[bool],
         cpu: impl FnOnce(&mut [&'t mut NvMatrix]) -> Result<(), ShapeError>,
         gpu: impl FnOnce(&dyn Backend, &[DevMat], &[DevMat]) -> Result<(), GpuError>,
     ) -> Result<(), NetError> {
@@ -74,11 +77,12 @@ impl Device {
         let out_bufs = targets
             .iter()
             .zip(shapes)
-            .map(|(t, &(rows, cols))| {
-                if read_targets {
+            .zip(read)
+            .map(|((t, &(rows, cols)), &read)| {
+                if read {
                     if (t.rows(), t.cols()) != (rows, cols) {
                         return Err(GpuError(format!(
-                            "a {}x{} target where the kernel adds into a {rows}x{cols} one",
+                            "a {}x{} target where the kernel reads a {rows}x{cols} one",
                             t.rows(),
                             t.cols()
                         )));

@@ -14,8 +14,11 @@ use super::super::dict::LayerDict;
 use super::super::layer::{pass_flags, Io, Rt};
 use super::super::{NetError, Pass};
 use crate::config::Generation;
+use crate::cuda::launch::conv_util as gpu;
+use crate::cuda::{Backend, DevMat, GpuError};
 use crate::cudaconv2::conv_util::pool::{AvgPooler, MaxAbsPooler, MaxPooler};
 use crate::cudaconv2::conv_util::{norm, pool, util};
+use crate::cudaconv2::ShapeError;
 use crate::nvmatrix::NvMatrix;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -256,12 +259,35 @@ impl ImageLayer {
             } => {
                 let (x, mut a) = (io.input(0), io.acts_mut());
                 let (c, s, st, sd, o) = (*channels, *size_x, *start, *stride, *outputs_x);
+                let shape = [(c * o * o, x.cols())];
+                let mut pooled = |cpu: &dyn Fn(&mut NvMatrix) -> Result<(), ShapeError>,
+                                  gpu: &dyn Fn(
+                    &dyn Backend,
+                    &DevMat,
+                    &DevMat,
+                ) -> Result<(), GpuError>| {
+                    rt.device.run(
+                        &[&x],
+                        &mut [&mut a],
+                        &shape,
+                        &[false],
+                        |t| cpu(t[0]),
+                        |b, m, t| gpu(b, &m[0], &t[0]),
+                    )
+                };
                 match ty {
-                    PoolType::Max => pool::conv_local_pool(&x, &mut a, c, s, st, sd, o, MaxPooler)?,
-                    PoolType::Avg => pool::conv_local_pool(&x, &mut a, c, s, st, sd, o, AvgPooler)?,
-                    PoolType::MaxAbs => {
-                        pool::conv_local_pool(&x, &mut a, c, s, st, sd, o, MaxAbsPooler)?
-                    }
+                    PoolType::Max => pooled(
+                        &|t| pool::conv_local_pool(&x, t, c, s, st, sd, o, MaxPooler),
+                        &|b, x, t| gpu::conv_local_pool(b, x, t, c, s, st, sd, o, MaxPooler),
+                    )?,
+                    PoolType::Avg => pooled(
+                        &|t| pool::conv_local_pool(&x, t, c, s, st, sd, o, AvgPooler),
+                        &|b, x, t| gpu::conv_local_pool(b, x, t, c, s, st, sd, o, AvgPooler),
+                    )?,
+                    PoolType::MaxAbs => pooled(
+                        &|t| pool::conv_local_pool(&x, t, c, s, st, sd, o, MaxAbsPooler),
+                        &|b, x, t| gpu::conv_local_pool(b, x, t, c, s, st, sd, o, MaxAbsPooler),
+                    )?,
                     PoolType::Rand => {
                         *draws += 1;
                         let seed = rt.seed ^ draws.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -280,17 +306,38 @@ impl ImageLayer {
                 denoms,
             } => {
                 let (x, mut a) = (io.input(0), io.acts_mut());
-                match (*cross_map, *min_div) {
-                    (false, _) => norm::conv_response_norm(
-                        &x, denoms, &mut a, *channels, *size, *scale, *pow,
-                    )?,
-                    (true, None) => norm::conv_response_norm_cross_map(
-                        &x, denoms, &mut a, *channels, *size, *scale, *pow, *blocked,
-                    )?,
-                    (true, Some(m)) => norm::conv_response_norm_cross_map_min_div(
-                        &x, denoms, &mut a, *channels, *size, *scale, *pow, m, *blocked,
-                    )?,
-                }
+                let (nf, size, add, pow, blocked) = (*channels, *size, *scale, *pow, *blocked);
+                let shape = (x.rows(), x.cols());
+                rt.device.run(
+                    &[&x],
+                    &mut [denoms, &mut a],
+                    &[shape, shape],
+                    &[false, false],
+                    |t| {
+                        let (d, t) = t.split_at_mut(1);
+                        let (d, a) = (&mut *d[0], &mut *t[0]);
+                        match (*cross_map, *min_div) {
+                            (false, _) => norm::conv_response_norm(&x, d, a, nf, size, add, pow),
+                            (true, None) => norm::conv_response_norm_cross_map(
+                                &x, d, a, nf, size, add, pow, blocked,
+                            ),
+                            (true, Some(m)) => norm::conv_response_norm_cross_map_min_div(
+                                &x, d, a, nf, size, add, pow, m, blocked,
+                            ),
+                        }
+                    },
+                    |b, m, t| match (*cross_map, *min_div) {
+                        (false, _) => {
+                            gpu::conv_response_norm(b, &m[0], &t[0], &t[1], nf, size, add, pow)
+                        }
+                        (true, None) => gpu::conv_response_norm_cross_map(
+                            b, &m[0], &t[0], &t[1], nf, size, add, pow, blocked,
+                        ),
+                        (true, Some(md)) => gpu::conv_response_norm_cross_map_min_div(
+                            b, &m[0], &t[0], &t[1], nf, size, add, pow, md, blocked,
+                        ),
+                    },
+                )?;
             }
             ImageLayer::ContrastNorm {
                 channels,
@@ -302,13 +349,32 @@ impl ImageLayer {
                 mean_diffs,
             } => {
                 let (x, mut a) = (io.input(0), io.acts_mut());
-                let half = (*size / 2) as i32;
-                pool::conv_local_pool(
-                    &x, mean_diffs, *channels, *size, -half, 1, *img_size, AvgPooler,
+                let (nf, size, add, pow, img) = (*channels, *size, *scale, *pow, *img_size);
+                let (half, shape) = ((size / 2) as i32, (x.rows(), x.cols()));
+                rt.device.run(
+                    &[&x],
+                    &mut [mean_diffs],
+                    &[shape],
+                    &[false],
+                    |t| pool::conv_local_pool(&x, t[0], nf, size, -half, 1, img, AvgPooler),
+                    |b, m, t| {
+                        gpu::conv_local_pool(b, &m[0], &t[0], nf, size, -half, 1, img, AvgPooler)
+                    },
                 )?;
                 mean_diffs.add(&x, -1.0, 1.0)?;
-                norm::conv_contrast_norm(
-                    &x, mean_diffs, denoms, &mut a, *channels, *size, *scale, *pow,
+                let md = &*mean_diffs;
+                rt.device.run(
+                    &[&x, md],
+                    &mut [denoms, &mut a],
+                    &[shape, shape],
+                    &[false, false],
+                    |t| {
+                        let (d, t) = t.split_at_mut(1);
+                        norm::conv_contrast_norm(&x, md, d[0], t[0], nf, size, add, pow)
+                    },
+                    |b, m, t| {
+                        gpu::conv_contrast_norm(b, &m[0], &m[1], &t[0], &t[1], nf, size, add, pow)
+                    },
                 )?;
             }
             ImageLayer::Nailbed {
@@ -354,7 +420,7 @@ impl ImageLayer {
         Ok(())
     }
 
-    pub fn bprop_acts(&mut self, io: &Io, scale: f32) -> Result<(), NetError> {
+    pub fn bprop_acts(&mut self, io: &Io, scale: f32, rt: &mut Rt) -> Result<(), NetError> {
         match self {
             ImageLayer::Pool {
                 ty,
@@ -366,31 +432,39 @@ impl ImageLayer {
                 ..
             } => {
                 let (v, mut target) = (io.v(), io.prev_grad_mut(0));
-                let (s, st, sd, o) = (*size_x, *start, *stride, *outputs_x);
+                let (s, st, sd, o, img) = (*size_x, *start, *stride, *outputs_x, *img_size);
+                let x = io.input(0);
+                let shape = [(x.rows(), x.cols())];
                 match ty {
-                    PoolType::Avg => pool::conv_local_avg_undo(
-                        &v,
-                        &mut target,
-                        s,
-                        st,
-                        sd,
-                        o,
-                        *img_size,
-                        scale,
-                        1.0,
+                    PoolType::Avg => rt.device.run(
+                        &[&v],
+                        &mut [&mut target],
+                        &shape,
+                        &[scale != 0.0],
+                        |t| pool::conv_local_avg_undo(&v, t[0], s, st, sd, o, img, scale, 1.0),
+                        |b, m, t| {
+                            gpu::conv_local_avg_undo(b, &m[0], &t[0], s, st, sd, o, img, scale, 1.0)
+                        },
                     )?,
-                    _ => pool::conv_local_max_undo(
-                        &io.input(0),
-                        &v,
-                        &io.acts(),
-                        &mut target,
-                        s,
-                        st,
-                        sd,
-                        o,
-                        scale,
-                        1.0,
-                    )?,
+                    _ => {
+                        let acts = io.acts();
+                        rt.device.run(
+                            &[&x, &v, &acts],
+                            &mut [&mut target],
+                            &shape,
+                            &[scale != 0.0],
+                            |t| {
+                                pool::conv_local_max_undo(
+                                    &x, &v, &acts, t[0], s, st, sd, o, scale, 1.0,
+                                )
+                            },
+                            |b, m, t| {
+                                gpu::conv_local_max_undo(
+                                    b, &m[0], &m[1], &m[2], &t[0], s, st, sd, o, scale, 1.0,
+                                )
+                            },
+                        )?
+                    }
                 }
             }
             ImageLayer::ResponseNorm {
@@ -405,36 +479,41 @@ impl ImageLayer {
             } => {
                 let (v, x, mut a, mut target) =
                     (io.v(), io.input(0), io.acts_mut(), io.prev_grad_mut(0));
-                if *cross_map {
-                    norm::conv_response_norm_cross_map_undo(
-                        &v,
-                        denoms,
-                        &x,
-                        &mut a,
-                        &mut target,
-                        *channels,
-                        *size,
-                        *add_scale,
-                        *pow,
-                        *blocked,
-                        scale,
-                        1.0,
-                    )?;
-                } else {
-                    norm::conv_response_norm_undo(
-                        &v,
-                        denoms,
-                        &x,
-                        &mut a,
-                        &mut target,
-                        *channels,
-                        *size,
-                        *add_scale,
-                        *pow,
-                        scale,
-                        1.0,
-                    )?;
-                }
+                let (nf, size, add, pow, blocked) = (*channels, *size, *add_scale, *pow, *blocked);
+                let (cross_map, shape) = (*cross_map, (x.rows(), x.cols()));
+                let denoms = &*denoms;
+                rt.device.run(
+                    &[&v, denoms, &x],
+                    &mut [&mut a, &mut target],
+                    &[shape, shape],
+                    &[true, scale != 0.0],
+                    |t| {
+                        let (a, t) = t.split_at_mut(1);
+                        let (a, t) = (&mut *a[0], &mut *t[0]);
+                        if cross_map {
+                            norm::conv_response_norm_cross_map_undo(
+                                &v, denoms, &x, a, t, nf, size, add, pow, blocked, scale, 1.0,
+                            )
+                        } else {
+                            norm::conv_response_norm_undo(
+                                &v, denoms, &x, a, t, nf, size, add, pow, scale, 1.0,
+                            )
+                        }
+                    },
+                    |b, m, t| {
+                        if cross_map {
+                            gpu::conv_response_norm_cross_map_undo(
+                                b, &m[0], &m[1], &m[2], &t[0], &t[1], nf, size, add, pow, blocked,
+                                scale, 1.0,
+                            )
+                        } else {
+                            gpu::conv_response_norm_undo(
+                                b, &m[0], &m[1], &m[2], &t[0], &t[1], nf, size, add, pow, scale,
+                                1.0,
+                            )
+                        }
+                    },
+                )?;
             }
             ImageLayer::ContrastNorm {
                 channels,
@@ -446,18 +525,24 @@ impl ImageLayer {
                 ..
             } => {
                 let (v, mut a, mut target) = (io.v(), io.acts_mut(), io.prev_grad_mut(0));
-                norm::conv_contrast_norm_undo(
-                    &v,
-                    denoms,
-                    mean_diffs,
-                    &mut a,
-                    &mut target,
-                    *channels,
-                    *size,
-                    *add_scale,
-                    *pow,
-                    scale,
-                    1.0,
+                let (nf, size, add, pow) = (*channels, *size, *add_scale, *pow);
+                let (denoms, md, shape) = (&*denoms, &*mean_diffs, (v.rows(), v.cols()));
+                rt.device.run(
+                    &[&v, denoms, md],
+                    &mut [&mut a, &mut target],
+                    &[shape, shape],
+                    &[true, scale != 0.0],
+                    |t| {
+                        let (a, t) = t.split_at_mut(1);
+                        norm::conv_contrast_norm_undo(
+                            &v, denoms, md, a[0], t[0], nf, size, add, pow, scale, 1.0,
+                        )
+                    },
+                    |b, m, t| {
+                        gpu::conv_contrast_norm_undo(
+                            b, &m[0], &m[1], &m[2], &t[0], &t[1], nf, size, add, pow, scale, 1.0,
+                        )
+                    },
                 )?;
             }
             ImageLayer::Nailbed {

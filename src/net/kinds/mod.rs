@@ -108,7 +108,7 @@ impl Kind {
         match self {
             Kind::Data { .. } => Ok(()),
             Kind::Weighted(l) => l.bprop_acts(io, i, scale, rt),
-            Kind::Image(l) => l.bprop_acts(io, scale),
+            Kind::Image(l) => l.bprop_acts(io, scale, rt),
             Kind::Simple(l) => l.bprop_acts(io, i, scale, rt),
             Kind::Cost(l) => l.bprop_acts(io, i, scale, rt),
         }

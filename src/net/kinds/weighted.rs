@@ -331,7 +331,7 @@ impl WeightLayer {
                     &[&x, w],
                     &mut [&mut acts],
                     &shape,
-                    scale != 0.0,
+                    &[scale != 0.0],
                     |t| match (local, sparse) {
                         (false, false) => filter_acts::conv_filter_acts(
                             &x, w, t[0], img, mx, mx, pad, st, ch, gr, scale, 1.0,
@@ -425,7 +425,7 @@ impl WeightLayer {
                         &[&v, w],
                         &mut [tmp],
                         &[(ch * img * img, cases)],
-                        scale != 0.0,
+                        &[scale != 0.0],
                         |t| {
                             img_acts::conv_img_acts_sparse(
                                 &v, w, t[0], conns, img, img, mx, pad, st, ch, fc, gr, scale, 1.0,
@@ -449,7 +449,7 @@ impl WeightLayer {
                     &[&v, w],
                     &mut [&mut target],
                     &[(ch * img * img, cases)],
-                    scale != 0.0,
+                    &[scale != 0.0],
                     |t| match (local, sparse) {
                         (false, false) => img_acts::conv_img_acts(
                             &v, w, t[0], img, img, mx, pad, st, ch, gr, scale, 1.0,
@@ -620,7 +620,7 @@ impl WeightLayer {
                     &[&x, &v],
                     &mut [inc],
                     &shape,
-                    s != 0.0,
+                    &[s != 0.0],
                     |t| {
                         if sparse {
                             weight_acts::local_weight_acts_sparse(
@@ -676,7 +676,7 @@ impl WeightLayer {
                     &[&x, &v],
                     &mut [tgt],
                     &shape,
-                    st_first != 0.0,
+                    &[st_first != 0.0],
                     |t| {
                         if sparse {
                             weight_acts::conv_weight_acts_sparse(
