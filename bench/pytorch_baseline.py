@@ -275,25 +275,27 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     ap.add_argument("--mini", type=int, default=128, help="minibatch size")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda (cuDNN) on a GPU machine")
     a = ap.parse_args(argv)
     if a.batches < 1 or a.mini < 1 or a.threads < 1 or a.warmup < 0:
         ap.error("--batches, --mini and --threads must be >= 1, --warmup >= 0")
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    net = NETS[a.net]()
+    dev = torch.device(a.device)
+    net = NETS[a.net]().to(dev)
     net.train()
     opt = torch.optim.SGD(net.param_groups(), lr=0.0, momentum=0.9)
 
-    x = torch.randn(a.mini, *net.image)
-    y = torch.randint(0, net.classes, (a.mini,))
+    x = torch.randn(a.mini, *net.image, device=dev)
+    y = torch.randint(0, net.classes, (a.mini,), device=dev)
 
     def step():
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(net(x), y)
         loss.backward()
         opt.step()
-        return loss.item()
+        return loss.item()  # synchronises with the GPU
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"net {a.net}, minibatch {a.mini}, input {'x'.join(map(str, net.image))}",

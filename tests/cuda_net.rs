@@ -12,7 +12,6 @@ use convnet::config::{parse_layers, Generation, Model, Net};
 use convnet::net::{ConvNet, Device, NetOptions};
 use convnet::nvmatrix::NvMatrix;
 use convnet::synthetic::{uniform, SplitMix64};
-use std::path::Path;
 
 fn batch(dims: usize, cases: usize, seed: u64) -> Vec<NvMatrix> {
     let mut rng = SplitMix64::new(seed);
@@ -30,7 +29,7 @@ fn batch(dims: usize, cases: usize, seed: u64) -> Vec<NvMatrix> {
 /// Parses `layer-defs/NAME.cfg` with `params/NAME.cfg`, or `tests/data/cuda/layers-NAME.cfg`
 /// with `params-NAME.cfg` when the name starts with `test-`.
 fn parse(gen: Generation, name: &str, dims: usize) -> Net {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = common::repo_root();
     let (def, params) = match name.strip_prefix("test-") {
         Some(n) => (
             root.join(format!("tests/data/cuda/layers-{n}.cfg")),
@@ -122,8 +121,11 @@ fn nets_train_to_the_cpu_bits_on_every_backend() {
 /// with a clear error (exit status 1, no panic).
 #[test]
 fn the_cli_runs_on_a_gpu_or_says_why_not() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_convnet"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    // .ci/gpu-check runs this on a machine where the build's binary path does not
+    // exist: it names the binary it carried.
+    let bin = std::env::var("CONVNET_BIN").unwrap_or(env!("CARGO_BIN_EXE_convnet").into());
+    let out = std::process::Command::new(bin)
+        .current_dir(common::repo_root())
         .args([
             "--layer-def=layer-defs/fmnist-80sec.cfg",
             "--layer-params=params/fmnist-80sec.cfg",

@@ -9,7 +9,7 @@ use convnet::nvmatrix::{MatView, NvMatrix};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -114,7 +114,7 @@ fn build() -> Result<usize, String> {
         .into_iter()
         .find(|c| Command::new(c).arg("--version").output().is_ok())
         .ok_or("no C++ compiler (g++) on PATH")?;
-    let cuda_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cuda");
+    let cuda_dir = super::repo_root().join("cuda");
     let mut tramp = String::from("#include <stdint.h>\n");
     let mut units = Vec::new();
     let mut hasher = <sha2::Sha256 as sha2::Digest>::new();

@@ -128,3 +128,15 @@ pub fn same_bits_any_threads(what: &str, f: impl Fn() -> Vec<f32>) -> Vec<f32> {
     assert!(a == b, "{what}: 1 and 2 threads differ");
     one
 }
+
+/// The repository root: where this test was built, or, for test executables carried to
+/// another machine (.ci/gpu-check runs them from the repository root there), the current
+/// directory.
+pub fn repo_root() -> PathBuf {
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if built.join("layer-defs").is_dir() {
+        built
+    } else {
+        std::env::current_dir().expect("current directory")
+    }
+}
