@@ -360,7 +360,7 @@ pub fn apply_ternary_add(
 }
 
 /// `applyBinaryV(op, vec, target)` (`kRowVectorOp` / `kColVectorOp`): `op(src, vec
-/// broadcast)` by the original's rule ([`vector_strides`], shared with the CPU);
+/// broadcast)` by the original's rule (`vector_strides`, shared with the CPU);
 /// `target` has `src`'s shape and orientation and may be `src` itself.
 pub fn apply_binary_v(
     b: &dyn Backend,

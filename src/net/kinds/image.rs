@@ -15,10 +15,8 @@ use super::super::layer::{pass_flags, Io, Rt};
 use super::super::{NetError, Pass};
 use crate::config::Generation;
 use crate::cuda::launch::conv_util as gpu;
-use crate::cuda::{Backend, DevMat, GpuError};
 use crate::cudaconv2::conv_util::pool::{AvgPooler, MaxAbsPooler, MaxPooler};
 use crate::cudaconv2::conv_util::{norm, pool, util};
-use crate::cudaconv2::ShapeError;
 use crate::nvmatrix::NvMatrix;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -259,41 +257,41 @@ impl ImageLayer {
             } => {
                 let (x, mut a) = (io.input(0), io.acts_mut());
                 let (c, s, st, sd, o) = (*channels, *size_x, *start, *stride, *outputs_x);
-                let shape = [(c * o * o, x.cols())];
-                let mut pooled = |cpu: &dyn Fn(&mut NvMatrix) -> Result<(), ShapeError>,
-                                  gpu: &dyn Fn(
-                    &dyn Backend,
-                    &DevMat,
-                    &DevMat,
-                ) -> Result<(), GpuError>| {
-                    rt.device.run(
-                        &[&x],
-                        &mut [&mut a],
-                        &shape,
-                        &[false],
-                        |t| cpu(t[0]),
-                        |b, m, t| gpu(b, &m[0], &t[0]),
-                    )
-                };
-                match ty {
-                    PoolType::Max => pooled(
-                        &|t| pool::conv_local_pool(&x, t, c, s, st, sd, o, MaxPooler),
-                        &|b, x, t| gpu::conv_local_pool(b, x, t, c, s, st, sd, o, MaxPooler),
-                    )?,
-                    PoolType::Avg => pooled(
-                        &|t| pool::conv_local_pool(&x, t, c, s, st, sd, o, AvgPooler),
-                        &|b, x, t| gpu::conv_local_pool(b, x, t, c, s, st, sd, o, AvgPooler),
-                    )?,
-                    PoolType::MaxAbs => pooled(
-                        &|t| pool::conv_local_pool(&x, t, c, s, st, sd, o, MaxAbsPooler),
-                        &|b, x, t| gpu::conv_local_pool(b, x, t, c, s, st, sd, o, MaxAbsPooler),
-                    )?,
-                    PoolType::Rand => {
-                        *draws += 1;
-                        let seed = rt.seed ^ draws.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                        pool::conv_local_random_pool(&x, &mut a, c, s, st, sd, o, seed)?
-                    }
+                if let PoolType::Rand = ty {
+                    // Our inferred stochastic pooling stays on the CPU.
+                    *draws += 1;
+                    let seed = rt.seed ^ draws.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    pool::conv_local_random_pool(&x, &mut a, c, s, st, sd, o, seed)?;
+                    return Ok(());
                 }
+                let ty = *ty;
+                rt.device.run(
+                    &[&x],
+                    &mut [&mut a],
+                    &[(c * o * o, x.cols())],
+                    &[false],
+                    |t| match ty {
+                        PoolType::Max => {
+                            pool::conv_local_pool(&x, t[0], c, s, st, sd, o, MaxPooler)
+                        }
+                        PoolType::Avg => {
+                            pool::conv_local_pool(&x, t[0], c, s, st, sd, o, AvgPooler)
+                        }
+                        _ => pool::conv_local_pool(&x, t[0], c, s, st, sd, o, MaxAbsPooler),
+                    },
+                    |b, m, t| {
+                        let (x, t) = (&m[0], &t[0]);
+                        match ty {
+                            PoolType::Max => {
+                                gpu::conv_local_pool(b, x, t, c, s, st, sd, o, MaxPooler)
+                            }
+                            PoolType::Avg => {
+                                gpu::conv_local_pool(b, x, t, c, s, st, sd, o, AvgPooler)
+                            }
+                            _ => gpu::conv_local_pool(b, x, t, c, s, st, sd, o, MaxAbsPooler),
+                        }
+                    },
+                )?;
             }
             ImageLayer::ResponseNorm {
                 cross_map,
