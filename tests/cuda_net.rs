@@ -6,25 +6,11 @@
 //! with minDiv, local layers, 2012 update rules).
 
 mod common;
+use common::batch;
 use common::emu::backends;
 use convnet::config::value::Value;
 use convnet::config::{parse_layers, Generation, Model, Net};
 use convnet::net::{ConvNet, Device, NetOptions};
-use convnet::nvmatrix::NvMatrix;
-use convnet::synthetic::{uniform, SplitMix64};
-
-fn batch(dims: usize, cases: usize, seed: u64) -> Vec<NvMatrix> {
-    let mut rng = SplitMix64::new(seed);
-    vec![
-        NvMatrix::from_vec(dims, cases, false, uniform(seed, dims * cases, -1.0, 1.0)),
-        NvMatrix::from_vec(
-            1,
-            cases,
-            false,
-            (0..cases).map(|_| (rng.next_u64() % 10) as f32).collect(),
-        ),
-    ]
-}
 
 /// Parses `layer-defs/NAME.cfg` with `params/NAME.cfg`, or `tests/data/cuda/layers-NAME.cfg`
 /// with `params-NAME.cfg` when the name starts with `test-`.

@@ -2,25 +2,12 @@
 //! batches with 1 and with 2 threads; and a 2012 two-tower net placed on `gpu=0,1`
 //! computes the bits of the same net placed on one device.
 
+mod common;
+use common::batch;
 use convnet::config::{parse_layers, Generation, Model, Net};
 use convnet::net::{ConvNet, NetOptions};
-use convnet::nvmatrix::NvMatrix;
 use convnet::parallel::with_threads;
-use convnet::synthetic::{uniform, SplitMix64};
 use std::path::Path;
-
-fn batch(dims: usize, cases: usize, seed: u64) -> Vec<NvMatrix> {
-    let mut rng = SplitMix64::new(seed);
-    vec![
-        NvMatrix::from_vec(dims, cases, false, uniform(seed, dims * cases, -1.0, 1.0)),
-        NvMatrix::from_vec(
-            1,
-            cases,
-            false,
-            (0..cases).map(|_| (rng.next_u64() % 10) as f32).collect(),
-        ),
-    ]
-}
 
 fn parse(gen: Generation, def: &Path, params: &Path, dims: i64, gpus: i64) -> Net {
     let model = Model {

@@ -140,3 +140,20 @@ pub fn repo_root() -> PathBuf {
         std::env::current_dir().expect("current directory")
     }
 }
+
+/// A training batch for the net tests: `(dims, cases)` data uniform in `[-1, 1)` and
+/// `(1, cases)` labels in `0..10`, from `seed`.
+pub fn batch(dims: usize, cases: usize, seed: u64) -> Vec<convnet::nvmatrix::NvMatrix> {
+    use convnet::nvmatrix::NvMatrix;
+    use convnet::synthetic::{uniform, SplitMix64};
+    let mut rng = SplitMix64::new(seed);
+    vec![
+        NvMatrix::from_vec(dims, cases, false, uniform(seed, dims * cases, -1.0, 1.0)),
+        NvMatrix::from_vec(
+            1,
+            cases,
+            false,
+            (0..cases).map(|_| (rng.next_u64() % 10) as f32).collect(),
+        ),
+    ]
+}
