@@ -405,15 +405,7 @@ impl Backend for Cuda {
     fn launch(&self, name: &str, grid: u32, block: u32, params: &[Param]) -> Result<(), GpuError> {
         self.ctx.bind()?;
         let f = self.function(name)?;
-        let mut slots: Vec<u64> = params
-            .iter()
-            .map(|p| {
-                let mut b = [0u8; 8];
-                let v = p.bytes();
-                b[..v.len()].copy_from_slice(&v);
-                u64::from_ne_bytes(b)
-            })
-            .collect();
+        let mut slots: Vec<u64> = params.iter().map(Param::slot).collect();
         let mut ptrs: Vec<*mut c_void> = slots
             .iter_mut()
             .map(|s| s as *mut u64 as *mut c_void)

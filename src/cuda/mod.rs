@@ -29,13 +29,16 @@ pub enum Param {
 }
 
 impl Param {
-    /// The parameter's bytes, as the kernel reads them.
-    pub fn bytes(&self) -> Vec<u8> {
+    /// The parameter in an 8-byte slot, its bytes first, as a kernel reads it through
+    /// the slot's address (`cuLaunchKernel`'s `kernelParams`).
+    pub fn slot(&self) -> u64 {
+        let mut b = [0u8; 8];
         match *self {
-            Param::Ptr(p) => p.to_ne_bytes().to_vec(),
-            Param::I32(v) => v.to_ne_bytes().to_vec(),
-            Param::F32(v) => v.to_ne_bytes().to_vec(),
+            Param::Ptr(p) => b = p.to_ne_bytes(),
+            Param::I32(v) => b[..4].copy_from_slice(&v.to_ne_bytes()),
+            Param::F32(v) => b[..4].copy_from_slice(&v.to_ne_bytes()),
         }
+        u64::from_ne_bytes(b)
     }
 }
 

@@ -280,15 +280,7 @@ impl Backend for Emu {
                 assert!(!p.is_null(), "no kernel {name} in cuda/*.cu");
                 unsafe { std::mem::transmute::<*mut c_void, Trampoline>(p) }
             });
-        let mut slots: Vec<u64> = params
-            .iter()
-            .map(|p| {
-                let mut b = [0u8; 8];
-                let v = p.bytes();
-                b[..v.len()].copy_from_slice(&v);
-                u64::from_ne_bytes(b)
-            })
-            .collect();
+        let mut slots: Vec<u64> = params.iter().map(Param::slot).collect();
         let mut ptrs: Vec<*mut c_void> = slots
             .iter_mut()
             .map(|s| s as *mut u64 as *mut c_void)
