@@ -1,16 +1,20 @@
-//! A net whose image kernels run on a CUDA backend (`ConvNet::set_device`) trains to
+//! A net whose image kernels run on a CUDA backend (`ConvNet::set_devices`) trains to
 //! the CPU's bits in the host emulation, and within the kernels' tiers on a GPU, two
 //! training batches each: the 80sec net (conv, max and avg pooling), the conv-local net
 //! (local layers, cross-map normalisation), the 18% net (same-map normalisation), a
 //! contrast-normalisation net and the 2012 gradient-check net (cross-map normalisation
-//! with minDiv, local layers, 2012 update rules).
+//! with minDiv, local layers, 2012 update rules); and a 2012 two-tower net with each
+//! tower on its own backend.
 
 mod common;
 use common::batch;
 use common::emu::backends;
 use convnet::config::value::Value;
 use convnet::config::{parse_layers, Generation, Model, Net};
+use convnet::cuda::{Backend, DevBuf, Gemm, GpuError, Param};
 use convnet::net::{ConvNet, Device, NetOptions};
+use std::cell::Cell;
+use std::rc::Rc;
 
 /// Parses `layer-defs/NAME.cfg` with `params/NAME.cfg`, or `tests/data/cuda/layers-NAME.cfg`
 /// with `params-NAME.cfg` when the name starts with `test-`.
@@ -36,16 +40,16 @@ fn parse(gen: Generation, name: &str, dims: usize) -> Net {
     parse_layers(gen, &def, &params, &model, &mut Vec::new()).unwrap()
 }
 
-/// Two training batches of 40 cases (minibatches of 32 and 8) on `device`; the
-/// weights and biases of every layer after them.
-fn train(net: &Net, dims: usize, device: Device) -> Vec<Vec<f32>> {
+/// Two training batches of 40 cases (minibatches of 32 and 8) with tower `i` on
+/// `devices[i]`; the weights and biases of every layer after them.
+fn train(net: &Net, dims: usize, devices: Vec<Device>) -> Vec<Vec<f32>> {
     let opts = NetOptions {
         minibatch_size: 32,
         wupdate_freq: 1,
         random_seed: 11,
     };
     let mut cn = ConvNet::new(net, opts).unwrap();
-    cn.set_device(device);
+    cn.set_devices(devices).unwrap();
     for b in 0..2 {
         cn.train_batch(&batch(dims, 40, b + 1), 0.5).unwrap();
     }
@@ -80,37 +84,119 @@ fn nets_train_to_the_cpu_bits_on_every_backend() {
         (Generation::A12, "gc-2012", 192),
     ] {
         let net = parse(gen, name, dims);
-        let cpu = train(&net, dims, Device::Cpu);
+        let cpu = train(&net, dims, vec![Device::Cpu]);
         for b in backends() {
             let (what, exact) = (b.name(), b.emulated());
-            let got = train(&net, dims, Device::Gpu(b));
-            assert_eq!(got.len(), cpu.len());
-            for (g, c) in got.iter().zip(&cpu) {
-                if exact {
-                    let same = g.iter().zip(c).all(|(x, y)| x.to_bits() == y.to_bits());
-                    assert!(same, "{name} on {what}: weights differ from the CPU's");
-                } else {
-                    let max = c.iter().fold(0f32, |m, v| m.max(v.abs()));
-                    let diff = g.iter().zip(c).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-                    assert!(
-                        diff <= 1e-4 * max.max(1e-6),
-                        "{name} on {what}: weights differ from the CPU's by {diff} (max {max})"
-                    );
-                }
-            }
-            eprintln!("{name}: {what} gives the CPU's weights");
+            let got = train(&net, dims, vec![Device::Gpu(b)]);
+            assert_within_tier(name, &what, exact, &got, &cpu);
         }
     }
+}
+
+/// `got` equals the CPU's weights `cpu`: bit for bit where `exact`, else within the
+/// kernels' tiers.
+fn assert_within_tier(name: &str, what: &str, exact: bool, got: &[Vec<f32>], cpu: &[Vec<f32>]) {
+    assert_eq!(got.len(), cpu.len());
+    for (g, c) in got.iter().zip(cpu) {
+        if exact {
+            let same = g.iter().zip(c).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "{name} on {what}: weights differ from the CPU's");
+        } else {
+            let max = c.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let diff = g.iter().zip(c).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                diff <= 1e-4 * max.max(1e-6),
+                "{name} on {what}: weights differ from the CPU's by {diff} (max {max})"
+            );
+        }
+    }
+    eprintln!("{name}: {what} gives the CPU's weights");
+}
+
+/// A backend that counts its kernel launches.
+struct Counted(Box<dyn Backend>, Rc<Cell<usize>>);
+
+impl Backend for Counted {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn alloc(&self, len: usize) -> Result<DevBuf, GpuError> {
+        self.0.alloc(len)
+    }
+    fn write_words(&self, dst: &DevBuf, offset: usize, src: &[u32]) -> Result<(), GpuError> {
+        self.0.write_words(dst, offset, src)
+    }
+    fn read_words(&self, src: &DevBuf, offset: usize, dst: &mut [u32]) -> Result<(), GpuError> {
+        self.0.read_words(src, offset, dst)
+    }
+    fn launch(&self, name: &str, grid: u32, block: u32, params: &[Param]) -> Result<(), GpuError> {
+        self.1.set(self.1.get() + 1);
+        self.0.launch(name, grid, block, params)
+    }
+    fn gemm(&self, g: &Gemm, a: &DevBuf, b: &DevBuf, c: &DevBuf) -> Result<(), GpuError> {
+        self.0.gemm(g, a, b, c)
+    }
+    fn emulated(&self) -> bool {
+        self.0.emulated()
+    }
+}
+
+/// A 2012 two-tower net (`gpu=0` and `gpu=1`) with each tower on its own backend,
+/// and with one tower on a backend and the other on the CPU, trains to the CPU's
+/// weights; each backend ran its tower's kernels.
+#[test]
+fn two_towers_run_each_on_its_own_device() {
+    let root = common::repo_root();
+    let model = Model {
+        data_dims: vec![192, 1],
+        num_classes: 10,
+        num_gpus: 2,
+        conserve_mem: 0,
+        seed: 7,
+    };
+    let net = parse_layers(
+        Generation::A12,
+        &root.join("tests/data/towers/layers-2gpu.cfg"),
+        &root.join("tests/data/towers/params.cfg"),
+        &model,
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let cpu = train(&net, 192, vec![Device::Cpu, Device::Cpu]);
+    let pairs = [backends(), backends()];
+    let [first, second] = pairs;
+    for (a, b) in first.into_iter().zip(second) {
+        let (what, exact) = (b.name(), b.emulated());
+        let counts = [Rc::new(Cell::new(0)), Rc::new(Cell::new(0))];
+        let devices = vec![
+            Device::Gpu(Box::new(Counted(a, counts[0].clone()))),
+            Device::Gpu(Box::new(Counted(b, counts[1].clone()))),
+        ];
+        let got = train(&net, 192, devices);
+        assert_within_tier("towers", &what, exact, &got, &cpu);
+        assert!(
+            counts.iter().all(|c| c.get() > 0),
+            "launches per tower: {counts:?}"
+        );
+    }
+    for b in backends() {
+        let (what, exact) = (b.name(), b.emulated());
+        let got = train(&net, 192, vec![Device::Cpu, Device::Gpu(b)]);
+        assert_within_tier("towers (tower 0 on the CPU)", &what, exact, &got, &cpu);
+    }
+}
+
+/// The convnet binary: .ci/gpu-check runs these tests on a machine where the build's
+/// binary path does not exist, and names the binary it carried.
+fn convnet_bin() -> String {
+    std::env::var("CONVNET_BIN").unwrap_or(env!("CARGO_BIN_EXE_convnet").into())
 }
 
 /// `convnet --device=cuda` trains on the GPU where there is one, and otherwise stops
 /// with a clear error (exit status 1, no panic).
 #[test]
 fn the_cli_runs_on_a_gpu_or_says_why_not() {
-    // .ci/gpu-check runs this on a machine where the build's binary path does not
-    // exist: it names the binary it carried.
-    let bin = std::env::var("CONVNET_BIN").unwrap_or(env!("CARGO_BIN_EXE_convnet").into());
-    let out = std::process::Command::new(bin)
+    let out = std::process::Command::new(convnet_bin())
         .current_dir(common::repo_root())
         .args([
             "--layer-def=layer-defs/fmnist-80sec.cfg",
@@ -141,4 +227,30 @@ fn the_cli_runs_on_a_gpu_or_says_why_not() {
             );
         }
     }
+}
+
+/// `--device=cuda` needs a device for each tower: `--gpu` naming fewer is an error
+/// (before any GPU is opened), as the original's `deviceIDs[gpu]` would not exist.
+#[test]
+fn the_cli_wants_a_gpu_per_tower() {
+    let out = std::process::Command::new(convnet_bin())
+        .current_dir(common::repo_root())
+        .args([
+            "--layer-def=tests/data/towers/layers-2gpu.cfg",
+            "--layer-params=tests/data/towers/params.cfg",
+            "--data-dims=192,1",
+            "--mini=32",
+            "--bench=1",
+            "--device=cuda",
+            "--num-gpus=2",
+            "--gpu=0",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the net is placed on 2 GPUs (gpu=) but --gpu names 1"),
+        "{stderr}"
+    );
 }

@@ -93,8 +93,14 @@ pub trait Network {
     ) -> Result<GcSummary, NetError>;
     /// `syncWithHost()`: the weights back into the layer dicts.
     fn sync_to_host(&self, net: &mut Net);
-    /// Runs the image kernels on `device` (`--device=cuda`).
-    fn set_device(&mut self, _device: Device) {}
+    /// How many devices the net is placed on (2012 `gpu=` towers).
+    fn towers(&self) -> usize {
+        1
+    }
+    /// Runs tower `i`'s image kernels on `devices[i]` (`--device=cuda`).
+    fn set_devices(&mut self, _devices: Vec<Device>) -> Result<(), NetError> {
+        Ok(())
+    }
 }
 
 impl Network for ConvNet {
@@ -128,8 +134,11 @@ impl Network for ConvNet {
     fn sync_to_host(&self, net: &mut Net) {
         ConvNet::sync_to_host(self, net)
     }
-    fn set_device(&mut self, device: Device) {
-        ConvNet::set_device(self, device)
+    fn towers(&self) -> usize {
+        ConvNet::towers(self)
+    }
+    fn set_devices(&mut self, devices: Vec<Device>) -> Result<(), NetError> {
+        ConvNet::set_devices(self, devices)
     }
 }
 

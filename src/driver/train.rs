@@ -142,6 +142,20 @@ fn int_list(v: Option<&Value>) -> Vec<i64> {
         .collect()
 }
 
+/// The CUDA device of each tower: `--gpu`'s ids in order (a negative id, the
+/// original's "fastest", and an absent `--gpu` give the tower's own index).
+fn cuda_ordinals(ids: &[i64], towers: usize) -> Result<Vec<usize>, String> {
+    if !ids.is_empty() && ids.len() < towers {
+        return Err(format!(
+            "--device=cuda: the net is placed on {towers} GPUs (gpu=) but --gpu names {}",
+            ids.len()
+        ));
+    }
+    Ok((0..towers)
+        .map(|t| ids.get(t).map_or(t, |&g| usize::try_from(g).unwrap_or(t)))
+        .collect())
+}
+
 fn usize_range(name: &str, r: &[i64]) -> Res<Vec<usize>> {
     r.iter()
         .map(|&b| {
@@ -285,12 +299,23 @@ impl ConvNetModel {
                 .map_err(|e| Stop::error(format!("Error creating ConvNet: {e}")))?,
         );
         if m.extras.cuda {
-            // The first non-negative id of --gpu (the original's "fastest" -2: device 0).
-            let ordinal = m.device_ids.first().map_or(0, |&g| g.max(0) as usize);
-            let device =
-                Device::cuda(ordinal).map_err(|e| Stop::error(format!("--device=cuda: {e}")))?;
-            m.out.line(&format!("Image kernels on {}", device.name()));
-            m.convnet.as_mut().expect("made above").set_device(device);
+            let net = m.convnet.as_mut().expect("made above");
+            let ordinals = cuda_ordinals(&m.device_ids, net.towers()).map_err(Stop::error)?;
+            let mut devices = Vec::new();
+            for (t, &ordinal) in ordinals.iter().enumerate() {
+                let device = Device::cuda(ordinal)
+                    .map_err(|e| Stop::error(format!("--device=cuda: {e}")))?;
+                let tower = if ordinals.len() > 1 {
+                    format!(" (gpu={t})")
+                } else {
+                    String::new()
+                };
+                m.out
+                    .line(&format!("Image kernels{tower} on {}", device.name()));
+                devices.push(device);
+            }
+            net.set_devices(devices)
+                .map_err(|e| Stop::error(e.to_string()))?;
         }
         if let Some(n) = m.extras.bench {
             let mini = opts.minibatch_size;

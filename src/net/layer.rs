@@ -39,11 +39,25 @@ pub struct Layer {
     pub grad_consumer: bool,
     pub num_grad_producers_next: usize,
     pub rcvd_f: usize,
+    /// Gradients delivered by consumers on this layer's device (2011: by all of them).
     pub rcvd_b: usize,
+    /// 2012: `BpropMessage`s from consumers on other devices (`_rcvdBInputMsgs`).
+    pub rcvd_msgs: usize,
+    /// 2012: the gradient buffers of consumers on other devices, in `_nextDeviceIDs`
+    /// order.
+    pub remote: Vec<RemoteGrad>,
     pub conserve_mem: bool,
     /// 2012 `gpu=` (-1 for data layers, 0 for 2011 nets).
     pub gpu: i64,
     pub kind: Kind,
+}
+
+/// A layer's gradient as its consumers on device `gpu` sum it there (`_actsGrad[d]`,
+/// `_rcvdBInputs[d]`).
+pub struct RemoteGrad {
+    pub gpu: i64,
+    pub grad: usize,
+    pub rcvd: usize,
 }
 
 impl Layer {

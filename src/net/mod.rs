@@ -7,6 +7,7 @@
 //! [`ConvNet::sync_to_host`] writes weights and increments back into them
 //! (`copyToCPU`), so saving a checkpoint is pickling those dictionaries.
 
+pub mod convnet_gpu;
 pub mod cost;
 pub mod device;
 mod dict;
@@ -98,7 +99,8 @@ pub struct ConvNet {
     weights: WeightArena,
     data_layers: Vec<usize>,
     costs: Vec<usize>,
-    rnd: RandomStreams,
+    /// One per `gpu=` tower (2011: one).
+    workers: Vec<convnet_gpu::Worker>,
     glibc: GlibcRandom,
     opts: NetOptions,
     /// Cases of the last fprop's minibatch.
@@ -107,8 +109,6 @@ pub struct ConvNet {
     bwd_passes: usize,
     /// Progress of the 2012 schedules in the current batch.
     progress: f64,
-    /// Where the image kernels run.
-    device: Device,
 }
 
 impl ConvNet {
@@ -223,6 +223,8 @@ impl ConvNet {
                 num_grad_producers_next: 0,
                 rcvd_f: 0,
                 rcvd_b: 0,
+                rcvd_msgs: 0,
+                remote: Vec::new(),
                 conserve_mem: d.has("conserveMem") && d.bool("conserveMem")?,
                 gpu: if d.has("gpu") { d.int("gpu")? } else { 0 },
                 kind,
@@ -231,10 +233,12 @@ impl ConvNet {
         // The forward links, `isGradConsumer` over the inputs, and the grad producers
         // among the consumers.
         // (2012 links the layers in name order, so consumers are in name order.)
-        for i in link_order(gen, &layers) {
-            for j in layers[i].prev.clone() {
-                layers[j].next.push(i);
-            }
+        let links: Vec<(usize, usize)> = link_order(gen, &layers)
+            .into_iter()
+            .flat_map(|i| layers[i].prev.iter().map(move |&j| (j, i)))
+            .collect();
+        for &(j, i) in &links {
+            layers[j].next.push(i);
         }
         fn consumer(layers: &mut [Layer], i: usize, seen: &mut Vec<bool>) -> bool {
             if !seen[i] {
@@ -266,6 +270,30 @@ impl ConvNet {
             };
         }
         resolve_fusions(gen, &mut layers);
+        let mut towers = 1;
+        if gen == Generation::A12 {
+            let gpu: Vec<i64> = layers.iter().map(|l| l.gpu).collect();
+            for (l, devices) in convnet_gpu::next_devices(&links, &gpu).iter().enumerate() {
+                if layers[l].grad_consumer {
+                    layers[l].remote = convnet_gpu::remote_grads(gpu[l], devices, &mut bufs.grads);
+                }
+            }
+            for l in &layers {
+                if let Some(t) = l.acts_grad_target {
+                    if layers[l.prev[t]].gpu != l.gpu {
+                        return Err(NetError {
+                            layer: Some(l.name.clone()),
+                            message: "actsGradTarget names an input on another device".into(),
+                        });
+                    }
+                }
+            }
+            towers = gpu
+                .iter()
+                .map(|&g| g.max(0) as usize + 1)
+                .max()
+                .unwrap_or(1);
+        }
         let data_layers = (0..layers.len())
             .filter(|&i| matches!(layers[i].kind, Kind::Data { .. }))
             .collect();
@@ -279,13 +307,14 @@ impl ConvNet {
             weights,
             data_layers,
             costs,
-            rnd: RandomStreams::init_random(opts.random_seed),
+            workers: (0..towers)
+                .map(|_| convnet_gpu::Worker::new(opts.random_seed))
+                .collect(),
             glibc: GlibcRandom::new(opts.random_seed as u32),
             opts,
             num_cases: 0,
             bwd_passes: 0,
             progress: 0.0,
-            device: Device::Cpu,
         })
     }
 }
@@ -367,7 +396,11 @@ impl ConvNet {
             layer.acts,
             layer.grad,
             layer.prev.iter().map(|&p| self.layers[p].acts).collect(),
-            layer.prev.iter().map(|&p| self.layers[p].grad).collect(),
+            layer
+                .prev
+                .iter()
+                .map(|&p| self.grad_slot(p, layer.gpu).0)
+                .collect(),
         )
     }
 
@@ -393,16 +426,17 @@ impl ConvNet {
             }
             _ => None,
         };
+        let worker = &mut self.workers[self.layers[l].gpu.max(0) as usize];
         let mut rt = Rt {
             gen: self.gen,
             pass,
             weights: &mut self.weights,
-            rnd: &mut self.rnd,
+            rnd: &mut worker.rnd,
             glibc: &mut self.glibc,
             progress,
             update_cases,
             seed: self.opts.random_seed,
-            device: &self.device,
+            device: &worker.device,
         };
         let layer = &mut self.layers[l];
         f(&mut layer.kind, &io, &mut rt).map_err(|e| named(e, &layer.name))
@@ -419,7 +453,7 @@ impl ConvNet {
                 .borrow_mut()
                 .transpose_to(t);
             if grads {
-                self.bufs.grads[self.layers[p].grad]
+                self.bufs.grads[self.grad_slot(p, layer.gpu).0]
                     .borrow_mut()
                     .transpose_to(t);
             }
@@ -447,22 +481,14 @@ impl ConvNet {
         self.fprop_next(l, pass)
     }
 
-    /// `fpropNext`: each consumer counts the delivery and runs when complete.
-    fn fprop_next(&mut self, l: usize, pass: Pass) -> Result<(), NetError> {
-        for n in self.layers[l].next.clone() {
-            self.layers[n].rcvd_f += 1;
-            if self.layers[n].rcvd_f == self.layers[n].prev.len() {
-                self.fprop_layer(n, pass)?;
-            }
-        }
-        Ok(())
-    }
-
     fn reset(&mut self) {
         for l in &mut self.layers {
             l.rcvd_f = 0;
             l.rcvd_b = 0;
+            l.rcvd_msgs = 0;
+            l.remote.iter_mut().for_each(|r| r.rcvd = 0);
         }
+        self.clear_queues();
     }
 
     /// `fprop(data, passType)` on one minibatch: `data[i]` is the matrix of `dataIdx
@@ -481,24 +507,26 @@ impl ConvNet {
             *self.bufs.acts[self.layers[d].acts].borrow_mut() = m.clone();
             self.fprop_next(d, pass)?;
         }
-        Ok(())
+        self.run_workers(pass)
     }
 
     /// `Layer::bprop(passType)`: runs once every gradient-producing consumer has
-    /// delivered (cost layers only with a non-zero coefficient).
+    /// delivered (cost layers only with a non-zero coefficient); 2012 first adds the
+    /// gradients its consumers on other devices summed there.
     fn bprop_layer(&mut self, l: usize, pass: Pass) -> Result<(), NetError> {
         let layer = &mut self.layers[l];
         if matches!(&layer.kind, Kind::Cost(c) if c.coeff == 0.0) {
             return Ok(());
         }
-        if layer.rcvd_b != layer.num_grad_producers_next {
+        if layer.rcvd_b + layer.rcvd_msgs != layer.num_grad_producers_next {
             return Ok(());
         }
-        layer.rcvd_b += 1;
+        self.merge_remote_grads(l)?;
+        self.layers[l].rcvd_b += 1;
         self.orient(l, true);
         self.with_layer(l, pass, self.progress, |k, io, rt| k.bprop_common(io, rt))?;
         let producer = self.layers[l].grad_producer();
-        let prev = self.layers[l].prev.clone();
+        let (prev, gpu) = (self.layers[l].prev.clone(), self.layers[l].gpu);
         if producer {
             // The gradient buffer this layer shares goes last.
             let shared = self.layers[l].acts_grad_target;
@@ -506,21 +534,17 @@ impl ConvNet {
             for i in order {
                 let p = prev[i];
                 if self.layers[p].grad_consumer {
-                    let scale = (self.layers[p].rcvd_b > 0) as u8 as f32;
+                    let scale = self.grad_slot(p, gpu).1 as u8 as f32;
                     self.with_layer(l, pass, self.progress, |k, io, rt| {
                         k.bprop_acts(io, i, scale, rt)
                     })?;
-                    self.layers[p].rcvd_b += 1;
+                    self.count_delivery(p, gpu);
                 }
             }
         }
         self.trunc_bwd_acts(l);
         if producer {
-            for p in prev {
-                if self.layers[p].grad_consumer {
-                    self.bprop_layer(p, pass)?;
-                }
-            }
+            self.bprop_prevs(l, pass)?;
         }
         Ok(())
     }
@@ -532,6 +556,9 @@ impl ConvNet {
         if layer.conserve_mem {
             if layer.acts_grad_target.is_none() {
                 self.bufs.grads[layer.grad].borrow_mut().truncate();
+                for r in &layer.remote {
+                    self.bufs.grads[r.grad].borrow_mut().truncate();
+                }
             }
             self.bufs.acts[layer.acts].borrow_mut().truncate();
         }
@@ -543,9 +570,7 @@ impl ConvNet {
         if self.gen == Generation::A12 {
             self.bwd_passes = (self.bwd_passes + 1) % self.opts.wupdate_freq.max(1);
         }
-        for c in self.costs.clone() {
-            self.bprop_layer(c, pass)?;
-        }
+        self.start_bprop(pass)?;
         self.reset();
         Ok(())
     }
@@ -568,17 +593,14 @@ impl ConvNet {
 }
 
 impl ConvNet {
-    /// Runs the image kernels on `device` from now on (`--gpu`; see [`Device`]).
-    pub fn set_device(&mut self, device: Device) {
-        self.device = device;
-    }
-
     /// Re-seeds the random streams (`initRandom`) and libc `random()`. The original
     /// seeded once per process from the clock; the driver re-seeds before every training
     /// batch from `--seed`, the epoch and the batch number, so that a resumed run
     /// draws what the uninterrupted run would have drawn.
     pub fn set_random_seed(&mut self, seed: u64) {
-        self.rnd = RandomStreams::init_random(seed);
+        for w in &mut self.workers {
+            w.rnd = RandomStreams::init_random(seed);
+        }
         self.glibc = GlibcRandom::new(seed as u32);
     }
 
