@@ -1,10 +1,10 @@
-//! A net whose image kernels run on a CUDA backend (`ConvNet::set_devices`) trains to
-//! the CPU's bits in the host emulation, and within the kernels' tiers on a GPU, two
-//! training batches each: the 80sec net (conv, max and avg pooling), the conv-local net
-//! (local layers, cross-map normalisation), the 18% net (same-map normalisation), a
-//! contrast-normalisation net and the 2012 gradient-check net (cross-map normalisation
-//! with minDiv, local layers, 2012 update rules); and a 2012 two-tower net with each
-//! tower on its own backend.
+//! A net whose image kernels and fully connected products run on a CUDA backend
+//! (`ConvNet::set_devices`) trains to the CPU's bits in the host emulation, and within
+//! the kernels' tiers on a GPU, two training batches each: the 80sec net (conv, max and
+//! avg pooling), the conv-local net (local layers, cross-map normalisation), the 18% net
+//! (same-map normalisation), a contrast-normalisation net and the 2012 gradient-check net
+//! (cross-map normalisation with minDiv, local layers, 2012 update rules); and a 2012
+//! two-tower net with each tower on its own backend.
 
 mod common;
 use common::batch;
@@ -113,8 +113,8 @@ fn assert_within_tier(name: &str, what: &str, exact: bool, got: &[Vec<f32>], cpu
     eprintln!("{name}: {what} gives the CPU's weights");
 }
 
-/// A backend that counts its kernel launches.
-struct Counted(Box<dyn Backend>, Rc<Cell<usize>>);
+/// A backend that counts its kernel launches and its products.
+struct Counted(Box<dyn Backend>, Rc<Cell<usize>>, Rc<Cell<usize>>);
 
 impl Backend for Counted {
     fn name(&self) -> String {
@@ -134,6 +134,7 @@ impl Backend for Counted {
         self.0.launch(name, grid, block, params)
     }
     fn gemm(&self, g: &Gemm, a: &DevBuf, b: &DevBuf, c: &DevBuf) -> Result<(), GpuError> {
+        self.2.set(self.2.get() + 1);
         self.0.gemm(g, a, b, c)
     }
     fn emulated(&self) -> bool {
@@ -143,7 +144,8 @@ impl Backend for Counted {
 
 /// A 2012 two-tower net (`gpu=0` and `gpu=1`) with each tower on its own backend,
 /// and with one tower on a backend and the other on the CPU, trains to the CPU's
-/// weights; each backend ran its tower's kernels.
+/// weights; each backend ran its tower's kernels, and only tower 0's (with `fc2`)
+/// products.
 #[test]
 fn two_towers_run_each_on_its_own_device() {
     let root = common::repo_root();
@@ -167,17 +169,16 @@ fn two_towers_run_each_on_its_own_device() {
     let [first, second] = pairs;
     for (a, b) in first.into_iter().zip(second) {
         let (what, exact) = (b.name(), b.emulated());
-        let counts = [Rc::new(Cell::new(0)), Rc::new(Cell::new(0))];
+        let counts = [0, 1, 2, 3].map(|_| Rc::new(Cell::new(0)));
         let devices = vec![
-            Device::Gpu(Box::new(Counted(a, counts[0].clone()))),
-            Device::Gpu(Box::new(Counted(b, counts[1].clone()))),
+            Device::Gpu(Box::new(Counted(a, counts[0].clone(), counts[1].clone()))),
+            Device::Gpu(Box::new(Counted(b, counts[2].clone(), counts[3].clone()))),
         ];
         let got = train(&net, 192, devices);
         assert_within_tier("towers", &what, exact, &got, &cpu);
-        assert!(
-            counts.iter().all(|c| c.get() > 0),
-            "launches per tower: {counts:?}"
-        );
+        let [l0, g0, l1, g1] = counts.map(|c| c.get());
+        assert!(l0 > 0 && l1 > 0, "kernel launches per tower: {l0}, {l1}");
+        assert!(g0 > 0 && g1 == 0, "products per tower: {g0}, {g1}");
     }
     for b in backends() {
         let (what, exact) = (b.name(), b.emulated());

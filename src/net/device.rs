@@ -3,17 +3,18 @@
 //! src/cuda/launch.
 //!
 //! On a backend run filterActs, imgActs and weightActs (conv, local, sparse), pooling
-//! and its undo (max, avg, maxabs), and the same-map, cross-map and contrast
-//! normalisations and their undo. Each call uploads its operands, launches, and
-//! downloads its targets: activations and gradients stay in host memory between
-//! kernels, and every other operation (products, neurons, costs, weight updates, the
+//! and its undo (max, avg, maxabs), the same-map, cross-map and contrast
+//! normalisations and their undo, and the fully connected layers' products (cuBLAS
+//! `sgemm` with the original's arguments). Each call uploads its operands, launches,
+//! and downloads its targets: activations and gradients stay in host memory between
+//! kernels, and every other operation (neurons, costs, weight updates, dropout, the
 //! lighter image kernels such as blur, resize and colour conversions) runs on the CPU.
 //! Because our CUDA kernels perform the CPU port's per-output operation sequences, a
 //! net gives the CPU's bits on a backend wherever the kernels are exact tier
 //! (tests/cuda_net.rs trains five nets in the host emulation to the CPU's bits).
 
 use super::NetError;
-use crate::cuda::{Backend, DevBuf, DevMat, GpuError};
+use crate::cuda::{Backend, DevMat, GpuError};
 use crate::cudaconv2::ShapeError;
 use crate::nvmatrix::NvMatrix;
 
@@ -52,13 +53,30 @@ impl Device {
         }
     }
 
-    /// Runs one kernel. On the CPU: `cpu(targets)`. On a backend: uploads `inputs`, and
-    /// each target whose `read` flag is set (the kernel reads what it holds: scaled
-    /// writes, in-place updates), giving the others zeroed device memory of their
-    /// `shapes` entry (`rows, cols`); launches `gpu(backend, inputs, targets)`; downloads
-    /// every target into its host matrix, resized to its shape (row-major).
+    /// Runs one kernel whose targets are row-major (the image kernels): see
+    /// [`Device::run_oriented`].
     pub fn run<'t>(
         &self,
+        inputs: &[&NvMatrix],
+        targets: &mut [&'t mut NvMatrix],
+        shapes: &[(usize, usize)],
+        read: &[bool],
+        cpu: impl FnOnce(&mut [&'t mut NvMatrix]) -> Result<(), ShapeError>,
+        gpu: impl FnOnce(&dyn Backend, &[DevMat], &[DevMat]) -> Result<(), GpuError>,
+    ) -> Result<(), NetError> {
+        self.run_oriented(false, inputs, targets, shapes, read, cpu, gpu)
+    }
+
+    /// Runs one kernel. On the CPU: `cpu(targets)`. On a backend: uploads `inputs` (in
+    /// their orientation), and each target whose `read` flag is set (the kernel reads
+    /// what it holds: scaled writes, in-place updates), giving the others zeroed device
+    /// memory of their `shapes` entry (`rows, cols`); launches `gpu(backend, inputs,
+    /// targets)`; downloads every target into its host matrix, resized to its shape,
+    /// column-major where `trans` (the products' targets), else row-major.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_oriented<'t>(
+        &self,
+        trans: bool,
         inputs: &[&NvMatrix],
         targets: &mut [&'t mut NvMatrix],
         shapes: &[(usize, usize)],
@@ -72,7 +90,7 @@ impl Device {
         };
         let in_bufs = inputs
             .iter()
-            .map(|m| upload(b, m))
+            .map(|m| b.upload(m.data()))
             .collect::<Result<Vec<_>, _>>()?;
         let out_bufs = targets
             .iter()
@@ -80,14 +98,16 @@ impl Device {
             .zip(read)
             .map(|((t, &(rows, cols)), &read)| {
                 if read {
-                    if (t.rows(), t.cols()) != (rows, cols) {
+                    if (t.rows(), t.cols(), t.is_trans()) != (rows, cols, trans) {
                         return Err(GpuError(format!(
-                            "a {}x{} target where the kernel reads a {rows}x{cols} one",
+                            "a {}x{} target (transposed: {}) where the kernel reads a \
+                             {rows}x{cols} one (transposed: {trans})",
                             t.rows(),
-                            t.cols()
+                            t.cols(),
+                            t.is_trans()
                         )));
                     }
-                    upload(b, t)
+                    b.upload(t.data())
                 } else {
                     b.alloc(rows * cols)
                 }
@@ -96,33 +116,20 @@ impl Device {
         let ins = inputs
             .iter()
             .zip(&in_bufs)
-            .map(|(m, buf)| DevMat::new(buf, m.rows(), m.cols()))
+            .map(|(m, buf)| DevMat::with_trans(buf, m.rows(), m.cols(), m.is_trans()))
             .collect::<Result<Vec<_>, _>>()?;
         let outs = shapes
             .iter()
             .zip(&out_bufs)
-            .map(|(&(rows, cols), buf)| DevMat::new(buf, rows, cols))
+            .map(|(&(rows, cols), buf)| DevMat::with_trans(buf, rows, cols, trans))
             .collect::<Result<Vec<_>, _>>()?;
         gpu(b, &ins, &outs)?;
         for ((t, &(rows, cols)), buf) in targets.iter_mut().zip(shapes).zip(&out_bufs) {
             t.resize(rows, cols);
-            t.set_trans(false);
+            t.set_trans(trans);
             let data = b.download(buf)?;
             t.data_mut().copy_from_slice(&data);
         }
         Ok(())
     }
-}
-
-/// A host matrix's elements in row-major order on the device (transposed matrices are
-/// not uploaded: no image kernel takes one).
-fn upload(b: &dyn Backend, m: &NvMatrix) -> Result<DevBuf, GpuError> {
-    if m.is_trans() && m.rows() > 1 && m.cols() > 1 {
-        return Err(GpuError(format!(
-            "a transposed {}x{} matrix given to an image kernel",
-            m.rows(),
-            m.cols()
-        )));
-    }
-    b.upload(m.data())
 }

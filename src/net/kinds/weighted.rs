@@ -25,6 +25,7 @@ use super::Build;
 use crate::config::value::Value;
 use crate::config::Generation;
 use crate::cuda::launch::conv as gpu;
+use crate::cuda::launch::nvmatrix as blas;
 use crate::cudaconv2::conv_util::norm::normalize_local_weights;
 use crate::cudaconv2::{filter_acts, img_acts, weight_acts};
 use crate::layers::lr::Schedule;
@@ -309,7 +310,21 @@ impl WeightLayer {
         let w = self.w(i, rt);
         let biases = &rt.weights.mats(self.biases).w;
         match &self.shape {
-            Shape::Fc | Shape::Tree(_) => {
+            Shape::Fc => {
+                rt.device.run_oriented(
+                    true,
+                    &[&x, w],
+                    &mut [&mut acts],
+                    &[(x.rows(), w.cols())],
+                    &[scale != 0.0],
+                    |t| t[0].add_product(&*x, w, scale, 1.0),
+                    |b, i, t| blas::add_product(b, t[0], i[0], i[1], scale, 1.0),
+                )?;
+                if scale == 0.0 {
+                    acts.add_vector(biases, 1.0)?;
+                }
+            }
+            Shape::Tree(_) => {
                 acts.add_product(&*x, w, scale, 1.0)?;
                 if scale == 0.0 {
                     acts.add_vector(biases, 1.0)?;
@@ -401,7 +416,15 @@ impl WeightLayer {
         }
         let w = &rt.weights.mats(self.weights[i]).w;
         match &mut self.shape {
-            Shape::Fc => target.add_product(&*v, w.get_transpose(), scale, 1.0)?,
+            Shape::Fc => rt.device.run_oriented(
+                true,
+                &[&v, w],
+                &mut [&mut target],
+                &[(v.rows(), w.rows())],
+                &[scale != 0.0],
+                |t| t[0].add_product(&*v, w.get_transpose(), scale, 1.0),
+                |b, i, t| blas::add_product(b, t[0], i[0], i[1].get_transpose(), scale, 1.0),
+            )?,
             Shape::Tree(_) => unreachable!("handled above"),
             Shape::Conv(c, conv) => {
                 let (img, mx, pad, st, ch, gr) = (
@@ -586,9 +609,16 @@ impl WeightLayer {
         match &mut self.shape {
             Shape::Fc => {
                 let (s, g) = inc_scales(rt, v.rows());
-                rt.weights
-                    .grad_mut(id)
-                    .add_product(x.get_transpose(), &*v, s, g)?;
+                let grad = rt.weights.grad_mut(id);
+                rt.device.run_oriented(
+                    true,
+                    &[&x, &v],
+                    &mut [grad],
+                    &[(x.cols(), v.cols())],
+                    &[s != 0.0],
+                    |t| t[0].add_product(x.get_transpose(), &*v, s, g),
+                    |b, i, t| blas::add_product(b, t[0], i[0].get_transpose(), i[1], s, g),
+                )?;
             }
             Shape::Tree(t) => {
                 // Into the leaves' columns (`_leafGrad`, the first `numLeaves * numInputs`
