@@ -142,13 +142,14 @@ impl Backend for Counted {
     }
 }
 
-/// A 2012 two-tower net (`gpu=0` and `gpu=1`) with each tower on its own backend,
-/// and with one tower on a backend and the other on the CPU, trains to the CPU's
-/// weights; each backend ran its tower's kernels, and only tower 0's (with `fc2`)
-/// products.
+/// 2012 two-tower nets (`gpu=0` and `gpu=1`) with each tower on its own backend, and
+/// with one tower on a backend and the other on the CPU, train to the CPU's weights;
+/// each backend ran its tower's kernels and products. `layers-2gpu`: conv, pooling and
+/// cross-map normalisation on both towers, the products of `fc2` on tower 0 only;
+/// `layers-hs`: an fc layer and a dropout layer (its mask drawn on the device) on each.
 #[test]
 fn two_towers_run_each_on_its_own_device() {
-    let root = common::repo_root();
+    let root = common::repo_root().join("tests/data/towers");
     let model = Model {
         data_dims: vec![192, 1],
         num_classes: 10,
@@ -156,34 +157,50 @@ fn two_towers_run_each_on_its_own_device() {
         conserve_mem: 0,
         seed: 7,
     };
-    let net = parse_layers(
-        Generation::A12,
-        &root.join("tests/data/towers/layers-2gpu.cfg"),
-        &root.join("tests/data/towers/params.cfg"),
-        &model,
-        &mut Vec::new(),
-    )
-    .unwrap();
-    let cpu = train(&net, 192, vec![Device::Cpu, Device::Cpu]);
-    let pairs = [backends(), backends()];
-    let [first, second] = pairs;
-    for (a, b) in first.into_iter().zip(second) {
-        let (what, exact) = (b.name(), b.emulated());
-        let counts = [0, 1, 2, 3].map(|_| Rc::new(Cell::new(0)));
-        let devices = vec![
-            Device::Gpu(Box::new(Counted(a, counts[0].clone(), counts[1].clone()))),
-            Device::Gpu(Box::new(Counted(b, counts[2].clone(), counts[3].clone()))),
-        ];
-        let got = train(&net, 192, devices);
-        assert_within_tier("towers", &what, exact, &got, &cpu);
-        let [l0, g0, l1, g1] = counts.map(|c| c.get());
-        assert!(l0 > 0 && l1 > 0, "kernel launches per tower: {l0}, {l1}");
-        assert!(g0 > 0 && g1 == 0, "products per tower: {g0}, {g1}");
-    }
-    for b in backends() {
-        let (what, exact) = (b.name(), b.emulated());
-        let got = train(&net, 192, vec![Device::Cpu, Device::Gpu(b)]);
-        assert_within_tier("towers (tower 0 on the CPU)", &what, exact, &got, &cpu);
+    for (def, params, products_on_1) in [
+        ("layers-2gpu.cfg", "params.cfg", false),
+        ("layers-hs.cfg", "params-merge.cfg", true),
+    ] {
+        let net = parse_layers(
+            Generation::A12,
+            &root.join(def),
+            &root.join(params),
+            &model,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        let cpu = train(&net, 192, vec![Device::Cpu, Device::Cpu]);
+        let [first, second] = [backends(), backends()];
+        for (a, b) in first.into_iter().zip(second) {
+            let (what, exact) = (b.name(), b.emulated());
+            let counts = [0, 1, 2, 3].map(|_| Rc::new(Cell::new(0)));
+            let devices = vec![
+                Device::Gpu(Box::new(Counted(a, counts[0].clone(), counts[1].clone()))),
+                Device::Gpu(Box::new(Counted(b, counts[2].clone(), counts[3].clone()))),
+            ];
+            let got = train(&net, 192, devices);
+            assert_within_tier(def, &what, exact, &got, &cpu);
+            let [l0, g0, l1, g1] = counts.map(|c| c.get());
+            assert!(
+                l0 > 0 && l1 > 0,
+                "{def}: kernel launches per tower: {l0}, {l1}"
+            );
+            assert!(
+                g0 > 0 && (g1 > 0) == products_on_1,
+                "{def}: products per tower: {g0}, {g1}"
+            );
+        }
+        for b in backends() {
+            let (what, exact) = (b.name(), b.emulated());
+            let got = train(&net, 192, vec![Device::Cpu, Device::Gpu(b)]);
+            assert_within_tier(
+                &format!("{def} (tower 0 on the CPU)"),
+                &what,
+                exact,
+                &got,
+                &cpu,
+            );
+        }
     }
 }
 

@@ -4,19 +4,22 @@
 //!
 //! On a backend run filterActs, imgActs and weightActs (conv, local, sparse), pooling
 //! and its undo (max, avg, maxabs), the same-map, cross-map and contrast
-//! normalisations and their undo, and the fully connected layers' products (cuBLAS
-//! `sgemm` with the original's arguments). Each call uploads its operands, launches,
-//! and downloads its targets: activations and gradients stay in host memory between
-//! kernels, and every other operation (neurons, costs, weight updates, dropout, the
-//! lighter image kernels such as blur, resize and colour conversions) runs on the CPU.
+//! normalisations and their undo, the fully connected layers' products (cuBLAS
+//! `sgemm` with the original's arguments) and the dropout masks' uniform draws (our
+//! cuRAND XORWOW, the net's random streams copied in and back). Each call uploads its
+//! operands, launches, and downloads its targets: activations and gradients stay in
+//! host memory between kernels, and every other operation (neurons, costs, weight
+//! updates, the lighter image kernels such as blur, resize and colour conversions) runs
+//! on the CPU.
 //! Because our CUDA kernels perform the CPU port's per-output operation sequences, a
 //! net gives the CPU's bits on a backend wherever the kernels are exact tier
 //! (tests/cuda_net.rs trains five nets in the host emulation to the CPU's bits).
 
 use super::NetError;
+use crate::cuda::launch::nvmatrix::{randomize, Randomizer};
 use crate::cuda::{Backend, DevMat, GpuError};
 use crate::cudaconv2::ShapeError;
-use crate::nvmatrix::NvMatrix;
+use crate::nvmatrix::{NvMatrix, RandomStreams};
 
 /// The device of a net's image kernels.
 #[derive(Default)]
@@ -51,6 +54,33 @@ impl Device {
             Device::Cpu => "the CPU".into(),
             Device::Gpu(b) => b.name(),
         }
+    }
+
+    /// `target.randomizeUniform()` with the streams `rnd`: on a backend the streams go
+    /// to the device for the draw (`kUnaryRandomize`) and come back advanced.
+    pub fn randomize_uniform(
+        &self,
+        rnd: &mut RandomStreams,
+        target: &mut NvMatrix,
+    ) -> Result<(), NetError> {
+        let b = match self {
+            Device::Cpu => {
+                target.randomize_uniform(rnd);
+                return Ok(());
+            }
+            Device::Gpu(b) => b.as_ref(),
+        };
+        let words = rnd.words();
+        let states = b.alloc(words.len())?;
+        b.write_words(&states, 0, &words)?;
+        let buf = b.alloc(target.len())?;
+        let m = DevMat::with_trans(&buf, target.rows(), target.cols(), target.is_trans())?;
+        randomize(b, &states, Randomizer::Uniform, m, None, m)?;
+        let mut back = vec![0u32; words.len()];
+        b.read_words(&states, 0, &mut back)?;
+        rnd.set_words(&back);
+        target.data_mut().copy_from_slice(&b.download(&buf)?);
+        Ok(())
     }
 
     /// Runs one kernel whose targets are row-major (the image kernels): see

@@ -182,6 +182,16 @@ impl CurandState {
         ]
     }
 
+    /// The state of [`CurandState::words`].
+    pub fn from_words(w: [u32; 8]) -> CurandState {
+        CurandState {
+            d: w[0],
+            v: [w[1], w[2], w[3], w[4], w[5]],
+            boxmuller_flag: w[6] != 0,
+            boxmuller_extra: f32::from_bits(w[7]),
+        }
+    }
+
     /// `curand(&state)`: the next 32 random bits.
     #[inline]
     pub fn curand(&mut self) -> u32 {
@@ -300,6 +310,17 @@ impl RandomStreams {
     /// The states, thread by thread.
     pub fn states(&self) -> &[CurandState] {
         &self.states
+    }
+    /// The states as device memory holds them ([`CurandState::words`], thread by thread).
+    pub fn words(&self) -> Vec<u32> {
+        self.states.iter().flat_map(CurandState::words).collect()
+    }
+    /// Takes the states back from device memory (`words` as [`RandomStreams::words`]
+    /// gives them).
+    pub fn set_words(&mut self, words: &[u32]) {
+        for (s, w) in self.states.iter_mut().zip(words.chunks_exact(8)) {
+            *s = CurandState::from_words(w.try_into().expect("chunks of 8"));
+        }
     }
 }
 

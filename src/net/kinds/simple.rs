@@ -163,7 +163,7 @@ impl SimpleLayer {
                 let mut a = io.acts_mut();
                 if rt.pass == Pass::Train && *enable {
                     mask.resize_like(&x);
-                    mask.randomize_uniform(rt.rnd);
+                    rt.device.randomize_uniform(rt.rnd, mask)?;
                     mask.smaller_than_scalar(*keep);
                     x.eltwise_mult_to(mask, &mut a)?;
                 } else {
