@@ -6,9 +6,11 @@
 //! The original ran one host thread per GPU; which message reached a queue first
 //! depended on timing, so its sums could differ from run to run where a buffer took
 //! three or more terms. Here the workers take turns, one message each, in tower order:
-//! one of the original's schedules, the same on every run. With one tower this is
-//! exactly the original's order (its queue is FIFO, its bprop recursion local). The
-//! CPU kernels already use every core, so the workers share the calling thread.
+//! one of the original's schedules, the same on every run. With one tower this is the
+//! original's order: its queue is FIFO and its bprop recursion local (where the
+//! manager's data-layer messages interleaved with the worker's own, a matter of timing
+//! there, all of the data layers' come first here). The CPU kernels already use every
+//! core, so the workers share the calling thread.
 //!
 //! What follows the original: a layer's consumers on another device write its
 //! gradient into that device's buffer (the first of them overwrites it), and the layer
