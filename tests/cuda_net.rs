@@ -237,7 +237,7 @@ fn the_cli_runs_on_a_gpu_or_says_why_not() {
             assert!(stdout.contains(" images/s"), "{stdout}");
         }
         _ => {
-            eprintln!("SKIPPED: no CUDA GPU; checking the error instead");
+            common::skip("no CUDA GPU; checking the error instead");
             assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
             assert!(
                 stderr.contains("convnet: error: --device=cuda: GPU: "),

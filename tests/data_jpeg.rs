@@ -7,6 +7,7 @@
 use convnet::checkpoint::{self, value::PyObj};
 use convnet::data::jpeg::JpegCroppedProvider;
 use convnet::data::provider::{DataProvider, DpParams};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::rc::Rc;
@@ -361,7 +362,11 @@ fn bad_folders_are_clear_errors() {
 #[test]
 fn python2_cpickle_loads_the_jpeg_batches() {
     let Ok(py) = std::env::var("CONVNET_PYTHON2") else {
-        eprintln!("SKIPPED: python2_cpickle_loads_the_jpeg_batches needs CONVNET_PYTHON2 (Python 2.7 with numpy 1.x)");
+        // Past the harness's capture of `eprintln!`, so that `cargo test` shows it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: python2_cpickle_loads_the_jpeg_batches needs CONVNET_PYTHON2 (Python 2.7 with numpy 1.x)"
+        );
         return;
     };
     let dir = scratch("py2");

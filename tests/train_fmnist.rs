@@ -3,6 +3,7 @@
 //! net (layer-defs/fmnist-80sec.cfg) for half an epoch and check the test error is
 //! far below chance (90%). Skips, saying so, where the dataset is not installed.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 
@@ -11,7 +12,11 @@ const FMNIST: &str = "/usr/share/datasets/fashion-mnist";
 #[test]
 fn fmnist_80sec_learns_within_half_an_epoch() {
     if !Path::new(FMNIST).exists() {
-        eprintln!("SKIPPED: {FMNIST} not found (apt install dataset-fashion-mnist)");
+        // Past the harness's capture of `eprintln!`, so that `cargo test` shows it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {FMNIST} not found (apt install dataset-fashion-mnist)"
+        );
         return;
     }
     let dir = std::env::temp_dir().join(format!("convnet-fmnist-{}", std::process::id()));

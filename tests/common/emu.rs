@@ -44,7 +44,7 @@ pub fn gpus() -> Vec<Cuda> {
             panic!("CONVNET_REQUIRE_GPU=1 but no CUDA GPU: {why}")
         }
         Err(why) => {
-            SKIP.call_once(|| eprintln!("SKIPPED: no CUDA GPU ({why})"));
+            SKIP.call_once(|| super::skip(&format!("no CUDA GPU ({why})")));
             Vec::new()
         }
     }
@@ -59,7 +59,7 @@ pub fn emu() -> Option<Emu> {
             syms: RefCell::new(HashMap::new()),
         }),
         Err(why) => {
-            eprintln!("SKIPPED: CUDA kernels not emulated: {why}");
+            super::skip(&format!("CUDA kernels not emulated: {why}"));
             None
         }
     }

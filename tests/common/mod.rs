@@ -7,7 +7,14 @@ pub mod ref64;
 
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
+
+/// Prints `SKIPPED: <why>` where `cargo test` shows it: straight to stderr, past the
+/// test harness's capture of `eprintln!`, which hides a passing test's output.
+pub fn skip(why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
 
 /// Exact-bits regression goldens in `golden/kernels/<group>.tsv`, one line per case:
 /// `case`, the SHA-256 of the output's f32 bits (little-endian, memory order), the
