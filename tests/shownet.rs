@@ -140,6 +140,49 @@ fn summary_lists_layers_position_and_costs() {
     }
 }
 
+/// A 2012 net on two GPUs: the summary gives each layer's tower.
+#[test]
+fn summary_gives_the_towers_of_a_two_gpu_net() {
+    let save = scratch("towers");
+    ok(&Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .current_dir(root())
+        .args([
+            "--layer-def=tests/data/towers/layers-2gpu.cfg",
+            "--layer-params=tests/data/towers/params.cfg",
+            "--data-provider=dummy-cn-192",
+            "--data-path=.",
+            "--train-range=1",
+            "--test-range=2",
+            "--test-freq=1",
+            "--epochs=1",
+            "--num-gpus=2",
+            "--gpu=0,1",
+            &format!("--save-path={}", save.display()),
+        ])
+        .output()
+        .unwrap());
+    let ckpt = std::fs::read_dir(&save)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = ok(&shownet(&["-f", ckpt.to_str().unwrap()]));
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name}: {out}"))
+            .split_whitespace()
+            .take(4)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row("layer"), ["layer", "type", "gpu", "inputs"]);
+    assert_eq!(row("conv1a"), ["conv1a", "conv", "0", "data"]);
+    assert_eq!(row("conv1b"), ["conv1b", "conv", "1", "data"]);
+    assert_eq!(row("fc2"), ["fc2", "fc", "0", "rnorm1a,rnorm1b"]);
+    assert_eq!(row("data"), ["data", "data", "192", "0"]);
+}
+
 #[test]
 fn show_cost_writes_the_curves_and_prints_the_values() {
     let ckpt = checkpoint("c1");

@@ -131,7 +131,16 @@ pub fn summary(m: &Loaded, path: &Path) -> Vec<String> {
         ),
         String::new(),
     ];
-    let rows: Vec<[String; 6]> = m
+    // A 2012 net on several GPUs also gets each layer's `gpu` (its tower).
+    let gpu = |l: &Dict| match str_of(l, "type") {
+        "data" => None,
+        _ => int_of(l, "gpu"),
+    };
+    let mut towers: Vec<i64> = m.net.layers.iter().filter_map(gpu).collect();
+    towers.sort_unstable();
+    towers.dedup();
+    let with_gpu = towers.len() > 1;
+    let rows: Vec<Vec<String>> = m
         .net
         .order()
         .into_iter()
@@ -143,25 +152,27 @@ pub fn summary(m: &Loaded, path: &Path) -> Vec<String> {
                 s => format!("{own} (+{s} shared)"),
             };
             let shape = shape(m, l, 0).map_or(String::new(), |(c, s)| format!("{c}x{s}x{s}"));
-            [
+            let mut row = vec![
                 str_of(l, "name").to_string(),
                 str_of(l, "type").to_string(),
                 input_names(m, l).join(","),
                 int_of(l, "outputs").map_or(String::new(), |o| o.to_string()),
                 shape,
                 params,
-            ]
+            ];
+            if with_gpu {
+                row.insert(2, gpu(l).map_or(String::new(), |g| g.to_string()));
+            }
+            row
         })
         .collect();
-    let header = [
-        "layer".to_string(),
-        "type".into(),
-        "inputs".into(),
-        "outputs".into(),
-        "shape".into(),
-        "parameters".into(),
-    ];
-    let widths: Vec<usize> = (0..6)
+    let mut header: Vec<String> = ["layer", "type", "inputs", "outputs", "shape", "parameters"]
+        .map(String::from)
+        .to_vec();
+    if with_gpu {
+        header.insert(2, "gpu".into());
+    }
+    let widths: Vec<usize> = (0..header.len())
         .map(|k| {
             rows.iter()
                 .chain(std::iter::once(&header))
