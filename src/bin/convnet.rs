@@ -1,6 +1,6 @@
 //! Port of convnet.py (both generations): the `convnet` program. Training, testing,
 //! resuming and the gradient check live in [`convnet::driver`]; this file only adds
-//! the `bench kernels` and `import` subcommands.
+//! the `bench kernels`, `import`, `avg-test` and `txt-preds` subcommands.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -149,10 +149,61 @@ fn import(args: ImportArgs) -> ExitCode {
     }
 }
 
+/// `convnet avg-test DIRS OUT COEFFS` (2012 avg-test.py): the weighted sum of several
+/// models' `--test-out` predictions.
+#[derive(Parser)]
+#[command(name = "convnet avg-test")]
+struct AvgTestArgs {
+    /// Comma-separated directories of test_preds_<n> files (one per model).
+    dirs: String,
+    /// Directory to write the summed test_preds_<n> files into.
+    out: PathBuf,
+    /// Comma-separated coefficients, one per directory.
+    coeffs: String,
+}
+
+fn avg_test(args: AvgTestArgs) -> Result<(), String> {
+    let dirs: Vec<PathBuf> = args.dirs.split(',').map(PathBuf::from).collect();
+    let coeffs = (args.coeffs.split(','))
+        .map(|c| {
+            c.trim()
+                .parse::<f64>()
+                .map_err(|_| format!("coefficient '{c}' is not a number"))
+        })
+        .collect::<Result<Vec<f64>, String>>()?;
+    convnet::driver::preds::avg_test(&dirs, &args.out, &coeffs, &mut std::io::stdout())
+}
+
+/// `convnet txt-preds DIR` (2012 txt-preds.py): each case's top five classes.
+#[derive(Parser)]
+#[command(name = "convnet txt-preds")]
+struct TxtPredsArgs {
+    /// Directory of test_preds_<n> files (1000 classes).
+    dir: PathBuf,
+}
+
+/// Exit status of a subcommand's result, its error printed as the driver prints one.
+fn status(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("convnet: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    let sub = || std::env::args().skip(1);
     match std::env::args().nth(1).as_deref() {
-        Some("bench") => return bench(BenchArgs::parse_from(std::env::args().skip(1))),
-        Some("import") => return import(ImportArgs::parse_from(std::env::args().skip(1))),
+        Some("bench") => return bench(BenchArgs::parse_from(sub())),
+        Some("import") => return import(ImportArgs::parse_from(sub())),
+        Some("avg-test") => return status(avg_test(AvgTestArgs::parse_from(sub()))),
+        Some("txt-preds") => {
+            let args = TxtPredsArgs::parse_from(sub());
+            let out = &mut std::io::stdout().lock();
+            return status(convnet::driver::preds::txt_preds(&args.dir, out));
+        }
         _ => {}
     }
     let args: Vec<String> = std::env::args().skip(1).collect();

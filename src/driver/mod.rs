@@ -14,6 +14,7 @@
 pub mod bench;
 pub mod cli;
 pub mod format;
+pub mod preds;
 pub mod state;
 pub mod train;
 

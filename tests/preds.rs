@@ -1,0 +1,101 @@
+//! `convnet avg-test` and `convnet txt-preds` (the 2012 scripts avg-test.py and
+//! txt-preds.py) give the original scripts' outputs (golden/preds/README.md): the
+//! printed lines exactly, the summed predictions bit for bit.
+
+use convnet::checkpoint::{self, value::PyObj};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn golden(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("golden/preds")
+        .join(p)
+}
+
+fn convnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout_ok(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("convnet-preds-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// The `data` array of a `test_preds_<n>` file: shape and element bits.
+fn data(path: &Path) -> (Vec<u64>, Vec<u8>) {
+    let obj = checkpoint::load(path).unwrap();
+    let d = obj.get("data").unwrap();
+    let PyObj::Array(a) = &*d else {
+        panic!("{}: data is not an array", path.display())
+    };
+    let a = a.borrow();
+    assert_eq!((a.dtype.kind, a.dtype.size), ('f', 4));
+    (a.shape.clone(), a.c_order_le_bytes())
+}
+
+#[test]
+fn avg_test_sums_as_the_original_script() {
+    let out = scratch("avg");
+    let dirs = format!(
+        "{},{}",
+        golden("in/m1").display(),
+        golden("in/m2").display()
+    );
+    let log = stdout_ok(&convnet(&[
+        "avg-test",
+        &dirs,
+        out.to_str().unwrap(),
+        "0.3,0.7",
+    ]));
+    assert_eq!(
+        log,
+        std::fs::read_to_string(golden("avg-test.log")).unwrap()
+    );
+    for b in [1, 2, 10] {
+        let name = format!("test_preds_{b}");
+        assert_eq!(
+            data(&out.join(&name)),
+            data(&golden("out").join(&name)),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn txt_preds_prints_the_original_top_fives() {
+    for (dir, want) in [("out", "txt-preds.txt"), ("in/m1", "txt-preds-m1.txt")] {
+        let got = stdout_ok(&convnet(&["txt-preds", golden(dir).to_str().unwrap()]));
+        assert_eq!(got, std::fs::read_to_string(golden(want)).unwrap(), "{dir}");
+    }
+}
+
+/// What the scripts would crash on is a clear error and exit status 1.
+#[test]
+fn bad_inputs_are_errors() {
+    let dir = scratch("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), "hello").unwrap();
+    let out = convnet(&["avg-test", dir.to_str().unwrap(), "/tmp/never", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("notes.txt: not a test_preds_<n> file"),
+        "{err}"
+    );
+    let out = convnet(&["txt-preds", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let m1 = golden("in/m1");
+    let out = convnet(&["avg-test", m1.to_str().unwrap(), "/tmp/never", "x"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("coefficient 'x' is not a number"), "{err}");
+}
