@@ -426,7 +426,8 @@ impl ConvNet {
             }
             _ => None,
         };
-        let worker = &mut self.workers[self.layers[l].gpu.max(0) as usize];
+        let tower = self.tower(l);
+        let worker = &mut self.workers[tower];
         let mut rt = Rt {
             gen: self.gen,
             pass,
