@@ -149,19 +149,11 @@ impl<'a> DevMat<'a> {
     }
     /// `getLeadingDim()`.
     pub fn leading_dim(&self) -> usize {
-        if self.trans {
-            self.rows
-        } else {
-            self.cols
-        }
+        self.shape().leading_dim()
     }
     /// `getFollowingDim()`.
     pub fn following_dim(&self) -> usize {
-        if self.trans {
-            self.cols
-        } else {
-            self.rows
-        }
+        self.shape().following_dim()
     }
     /// `getTranspose()`: swapped dimensions, flipped orientation, same memory.
     pub fn get_transpose(self) -> Self {

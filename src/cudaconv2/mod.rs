@@ -28,6 +28,25 @@ pub struct MatShape {
     pub trans: bool,
 }
 
+impl MatShape {
+    /// `getLeadingDim()`: the length of the contiguous direction.
+    pub fn leading_dim(&self) -> usize {
+        if self.trans {
+            self.rows
+        } else {
+            self.cols
+        }
+    }
+    /// `getFollowingDim()`: the other dimension.
+    pub fn following_dim(&self) -> usize {
+        if self.trans {
+            self.cols
+        } else {
+            self.rows
+        }
+    }
+}
+
 impl From<&NvMatrix> for MatShape {
     fn from(m: &NvMatrix) -> MatShape {
         MatShape {

@@ -29,7 +29,7 @@ pub use aggregate::{Aggregator, Max, Min, Sum};
 pub use curand::{CurandState, RandomStreams, NUM_RND_STREAMS};
 pub use ops::{BinaryOp, TernaryOp, UnaryOp};
 
-use crate::cudaconv2::{require, ShapeError};
+use crate::cudaconv2::{require, MatShape, ShapeError};
 
 /// Where a matrix's elements live. One enum so that the CUDA backend (device memory)
 /// slots in beside host memory without touching the layers.
@@ -105,19 +105,11 @@ impl NvMatrix {
     }
     /// `getLeadingDim()`: the length of the contiguous direction.
     pub fn leading_dim(&self) -> usize {
-        if self.trans {
-            self.rows
-        } else {
-            self.cols
-        }
+        MatShape::from(self).leading_dim()
     }
     /// `getFollowingDim()`: the other dimension.
     pub fn following_dim(&self) -> usize {
-        if self.trans {
-            self.cols
-        } else {
-            self.rows
-        }
+        MatShape::from(self).following_dim()
     }
     /// `getStride()`: distance between consecutive rows (row-major) or columns
     /// (column-major). Matrices we own are contiguous.
@@ -278,11 +270,12 @@ impl<'a> MatView<'a> {
     }
     /// `getLeadingDim()`.
     pub fn leading_dim(&self) -> usize {
-        if self.trans {
-            self.rows
-        } else {
-            self.cols
+        MatShape {
+            rows: self.rows,
+            cols: self.cols,
+            trans: self.trans,
         }
+        .leading_dim()
     }
     /// The elements in memory order.
     pub fn data(&self) -> &'a [f32] {
