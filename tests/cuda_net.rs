@@ -10,7 +10,7 @@ mod common;
 use common::batch;
 use common::emu::backends;
 use convnet::config::value::Value;
-use convnet::config::{parse_layers, Generation, Model, Net};
+use convnet::config::{Generation, Net};
 use convnet::cuda::{Backend, DevBuf, Gemm, GpuError, Param};
 use convnet::net::{ConvNet, Device, NetOptions};
 use std::cell::Cell;
@@ -30,14 +30,7 @@ fn parse(gen: Generation, name: &str, dims: usize) -> Net {
             root.join(format!("params/{name}.cfg")),
         ),
     };
-    let model = Model {
-        data_dims: vec![dims as i64, 1],
-        num_classes: 10,
-        num_gpus: 1,
-        conserve_mem: 0,
-        seed: 7,
-    };
-    parse_layers(gen, &def, &params, &model, &mut Vec::new()).unwrap()
+    common::parse_net(gen, &def, &params, dims, 1)
 }
 
 /// Two training batches of 40 cases (minibatches of 32 and 8) with tower `i` on
@@ -149,26 +142,11 @@ impl Backend for Counted {
 /// `layers-hs`: an fc layer and a dropout layer (its mask drawn on the device) on each.
 #[test]
 fn two_towers_run_each_on_its_own_device() {
-    let root = common::repo_root().join("tests/data/towers");
-    let model = Model {
-        data_dims: vec![192, 1],
-        num_classes: 10,
-        num_gpus: 2,
-        conserve_mem: 0,
-        seed: 7,
-    };
     for (def, params, products_on_1) in [
         ("layers-2gpu.cfg", "params.cfg", false),
         ("layers-hs.cfg", "params-merge.cfg", true),
     ] {
-        let net = parse_layers(
-            Generation::A12,
-            &root.join(def),
-            &root.join(params),
-            &model,
-            &mut Vec::new(),
-        )
-        .unwrap();
+        let net = common::parse_towers(def, params, true);
         let cpu = train(&net, 192, vec![Device::Cpu, Device::Cpu]);
         let [first, second] = [backends(), backends()];
         for (a, b) in first.into_iter().zip(second) {

@@ -271,6 +271,22 @@ fn providers_reject_what_they_cannot_serve() {
     assert!(e.contains("data_batch_3"), "{e}");
 }
 
+/// [`synthetic_cifar`] in `dir`, imported by `convnet import cifar10` into
+/// `dir/batches` (returned).
+fn imported_cifar(dir: &Path) -> PathBuf {
+    synthetic_cifar(dir);
+    let out = dir.join("batches");
+    let r = Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(["import", "cifar10", "--src"])
+        .arg(dir)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    out
+}
+
 /// Writes a synthetic `cifar-10-batches-py` with our pickle writer: five training
 /// batches of 2 cases and a test batch of 3, pixel `v` of case `c` = `(3c + v) % 251`
 /// (cases numbered across the training batches, then the test batch from 10).
@@ -326,16 +342,7 @@ fn synthetic_cifar(dir: &Path) {
 #[test]
 fn cifar10_python_batches_become_column_batches() {
     let dir = scratch("cifar10");
-    synthetic_cifar(&dir);
-    let out = dir.join("batches");
-    let r = Command::new(env!("CARGO_BIN_EXE_convnet"))
-        .args(["import", "cifar10", "--src"])
-        .arg(&dir)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let out = imported_cifar(&dir);
     let train = checkpoint::load(&out.join("data_batch_1")).unwrap();
     let (shape, _, data) = array(&train.get("data").unwrap());
     assert_eq!(shape, vec![3072, 10]);
@@ -485,16 +492,7 @@ fn get_instance_names_the_providers_as_the_original() {
 #[test]
 fn cropped_cifar_training_crops_and_flips_as_computed_here() {
     let dir = scratch("cifar-crops");
-    synthetic_cifar(&dir);
-    let out = dir.join("batches");
-    let r = Command::new(env!("CARGO_BIN_EXE_convnet"))
-        .args(["import", "cifar10", "--src"])
-        .arg(&dir)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let out = imported_cifar(&dir);
     // 32x32, border 4: 24x24 crops at offsets 0..=8, flipped or not; the mean's
     // centre crop (over the 10 training cases) is subtracted.
     let px = |c: usize, v: usize| ((3 * c + v) % 251) as f64;

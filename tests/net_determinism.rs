@@ -3,22 +3,11 @@
 //! computes the bits of the same net placed on one device.
 
 mod common;
-use common::batch;
-use convnet::config::{parse_layers, Generation, Model, Net};
+use common::{batch, parse_net, parse_towers};
+use convnet::config::{Generation, Net};
 use convnet::net::{ConvNet, NetOptions};
 use convnet::parallel::with_threads;
 use std::path::Path;
-
-fn parse(gen: Generation, def: &Path, params: &Path, dims: i64, gpus: i64) -> Net {
-    let model = Model {
-        data_dims: vec![dims, 1],
-        num_classes: 10,
-        num_gpus: gpus,
-        conserve_mem: 0,
-        seed: 7,
-    };
-    parse_layers(gen, def, params, &model, &mut Vec::new()).unwrap()
-}
 
 /// Trains `batches` batches and returns every weight layer's synced dicts.
 fn train(net: &Net, dims: usize, batches: u64) -> Net {
@@ -46,11 +35,11 @@ fn one_and_two_threads_train_the_same_bits() {
         (Generation::C1, "cifar10-18pct", 3072),
         (Generation::A12, "gc-2012", 192),
     ] {
-        let net = parse(
+        let net = parse_net(
             gen,
             &root(&format!("layer-defs/{name}.cfg")),
             &root(&format!("params/{name}.cfg")),
-            dims as i64,
+            dims,
             1,
         );
         let one = with_threads(1, || train(&net, dims, 3));
@@ -62,20 +51,8 @@ fn one_and_two_threads_train_the_same_bits() {
 
 #[test]
 fn two_towers_on_two_gpus_equal_one_gpu() {
-    let def = std::fs::read_to_string(root("tests/data/towers/layers-2gpu.cfg")).unwrap();
-    let dir = std::env::temp_dir().join(format!("convnet-towers-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let one_gpu = dir.join("layers-1gpu.cfg");
-    std::fs::write(&one_gpu, def.replace("gpu=1", "gpu=0")).unwrap();
-    let params = root("tests/data/towers/params.cfg");
-    let two = parse(
-        Generation::A12,
-        &root("tests/data/towers/layers-2gpu.cfg"),
-        &params,
-        192,
-        2,
-    );
-    let one = parse(Generation::A12, &one_gpu, &params, 192, 1);
+    let two = parse_towers("layers-2gpu.cfg", "params.cfg", true);
+    let one = parse_towers("layers-2gpu.cfg", "params.cfg", false);
     // The same initial weights in both (the parser draws them per layer in order).
     assert!(two
         .layers

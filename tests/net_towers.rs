@@ -4,39 +4,8 @@
 //! (tests/net_determinism.rs; tests/cuda_net.rs runs each tower on its own backend).
 
 mod common;
-use common::batch;
-use convnet::config::{parse_layers, Generation, Model, Net};
+use common::{batch, parse_towers};
 use convnet::net::{ConvNet, NetOptions, Pass};
-use std::path::PathBuf;
-
-/// `tests/data/towers/layers-NAME.cfg` as given (`two`) or with every layer on gpu 0.
-fn parse(name: &str, two: bool) -> Net {
-    let dir = common::repo_root().join("tests/data/towers");
-    let mut def = dir.join(format!("layers-{name}.cfg"));
-    if !two {
-        let tmp = std::env::temp_dir().join(format!("convnet-towers-{}", std::process::id()));
-        std::fs::create_dir_all(&tmp).unwrap();
-        let text = std::fs::read_to_string(&def).unwrap();
-        let one: PathBuf = tmp.join(format!("layers-{name}-1gpu.cfg"));
-        std::fs::write(&one, text.replace("gpu=1", "gpu=0")).unwrap();
-        def = one;
-    }
-    let model = Model {
-        data_dims: vec![192, 1],
-        num_classes: 10,
-        num_gpus: if two { 2 } else { 1 },
-        conserve_mem: 0,
-        seed: 7,
-    };
-    parse_layers(
-        Generation::A12,
-        &def,
-        &dir.join("params-merge.cfg"),
-        &model,
-        &mut Vec::new(),
-    )
-    .unwrap()
-}
 
 fn net(name: &str, two: bool) -> ConvNet {
     let opts = NetOptions {
@@ -44,7 +13,8 @@ fn net(name: &str, two: bool) -> ConvNet {
         wupdate_freq: 1,
         random_seed: 11,
     };
-    let cn = ConvNet::new(&parse(name, two), opts).unwrap();
+    let layers = format!("layers-{name}.cfg");
+    let cn = ConvNet::new(&parse_towers(&layers, "params-merge.cfg", two), opts).unwrap();
     assert_eq!(cn.towers(), if two { 2 } else { 1 });
     cn
 }

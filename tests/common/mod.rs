@@ -164,3 +164,38 @@ pub fn batch(dims: usize, cases: usize, seed: u64) -> Vec<convnet::nvmatrix::NvM
         ),
     ]
 }
+
+/// A layer-definition and parameter file parsed for `dims` inputs (one channel row per
+/// case), 10 classes, `gpus` GPUs and the parser's weight seed 7.
+pub fn parse_net(
+    gen: convnet::config::Generation,
+    def: &std::path::Path,
+    params: &std::path::Path,
+    dims: usize,
+    gpus: i64,
+) -> convnet::config::Net {
+    let model = convnet::config::Model {
+        data_dims: vec![dims as i64, 1],
+        num_classes: 10,
+        num_gpus: gpus,
+        conserve_mem: 0,
+        seed: 7,
+    };
+    convnet::config::parse_layers(gen, def, params, &model, &mut Vec::new()).unwrap()
+}
+
+/// `tests/data/towers/LAYERS` with `PARAMS` (2012, 192 inputs): as given on two GPUs
+/// (`two`), or with every layer moved to gpu 0, on one.
+pub fn parse_towers(layers: &str, params: &str, two: bool) -> convnet::config::Net {
+    let dir = repo_root().join("tests/data/towers");
+    let mut def = dir.join(layers);
+    if !two {
+        let tmp = std::env::temp_dir().join(format!("convnet-towers-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let text = std::fs::read_to_string(&def).unwrap();
+        def = tmp.join(format!("1gpu-{layers}"));
+        std::fs::write(&def, text.replace("gpu=1", "gpu=0")).unwrap();
+    }
+    let gen = convnet::config::Generation::A12;
+    parse_net(gen, &def, &dir.join(params), 192, if two { 2 } else { 1 })
+}
