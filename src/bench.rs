@@ -14,6 +14,7 @@ use crate::cudaconv2::conv_util::pool::{
 };
 use crate::cudaconv2::filter_acts::{conv_filter_acts, local_filter_acts};
 use crate::cudaconv2::img_acts::{conv_img_acts, local_img_acts};
+use crate::cudaconv2::lanes::{self, F32x8, Simd};
 use crate::cudaconv2::shapes::{ConvShape, NET_SHAPES};
 use crate::cudaconv2::weight_acts::{conv_weight_acts, local_weight_acts};
 use crate::nvmatrix::NvMatrix;
@@ -35,37 +36,78 @@ pub fn best_secs(mut f: impl FnMut(), min_secs: f64) -> f64 {
     best
 }
 
-/// Chains of fused multiply-adds on `LANES`-wide vectors, enough independent chains to
-/// cover the FMA units' latency; returns a value so the work cannot be skipped.
+/// Independent chains of fused multiply-adds, enough to cover the FMA units' latency.
+const CHAINS: usize = 12;
+
+/// `CHAINS` chains of FMAs on 8-lane vectors; returns a value so the work cannot be
+/// skipped.
 fn fma_chains(iters: usize, seed: f32) -> f32 {
-    const CHAINS: usize = 12;
-    const LANES: usize = 8;
-    let mut acc = [[seed; LANES]; CHAINS];
-    let (a, b) = (black_box(0.999_999f32), black_box(1e-7f32));
+    let mut acc = [F32x8::splat(seed); CHAINS];
+    let (a, b) = (
+        F32x8::splat(black_box(0.999_999)),
+        F32x8::splat(black_box(1e-7)),
+    );
     for _ in 0..iters {
-        for chain in acc.iter_mut() {
-            for x in chain.iter_mut() {
-                *x = x.mul_add(a, b);
-            }
+        for x in acc.iter_mut() {
+            *x = x.mul_add(a, b);
         }
     }
-    acc.iter().flatten().sum()
+    let mut out = [0f32; 8];
+    acc.iter().fold(0.0, |s, x| {
+        x.store(&mut out);
+        s + out.iter().sum::<f32>()
+    })
 }
 
-/// The machine's fp32 FMA peak in GFLOP/s (2 flops per FMA), all worker threads busy.
-pub fn peak_gflops() -> f64 {
+/// [`fma_chains`] on 16-lane vectors.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+unsafe fn fma_chains_wide(iters: usize, seed: f32) -> f32 {
+    use crate::cudaconv2::lanes::F32x16;
+    let mut acc = [F32x16::splat(seed); CHAINS];
+    let (a, b) = (
+        F32x16::splat(black_box(0.999_999)),
+        F32x16::splat(black_box(1e-7)),
+    );
+    for _ in 0..iters {
+        for x in acc.iter_mut() {
+            *x = x.mul_add(a, b);
+        }
+    }
+    let mut out = [0f32; 16];
+    acc.iter().fold(0.0, |s, x| {
+        x.store_ptr(out.as_mut_ptr());
+        s + out.iter().sum::<f32>()
+    })
+}
+
+/// The machine's fp32 FMA peak in GFLOP/s (2 flops per FMA), all worker threads busy,
+/// with the vectors the kernels use ([`lanes::simd`]): the lanes and the figure.
+pub fn peak_gflops() -> (usize, f64) {
     let iters = 2_000_000;
-    let flops_per_thread = (iters * 12 * 8 * 2) as f64;
+    let simd = lanes::simd();
+    let width = match simd {
+        Simd::Avx2 => 8,
+        Simd::Avx512 => 16,
+    };
+    let flops_per_thread = (iters * CHAINS * width * 2) as f64;
     let n = parallel::threads();
     let secs = best_secs(
         || {
             parallel::for_each_task(n, |i| {
-                black_box(fma_chains(iters, i as f32));
+                let seed = i as f32;
+                black_box(match simd {
+                    Simd::Avx2 => fma_chains(iters, seed),
+                    // SAFETY: `simd()` said the CPU has AVX-512F.
+                    Simd::Avx512 => unsafe { fma_chains_wide(iters, seed) },
+                });
             })
         },
         0.5,
     );
-    flops_per_thread * n as f64 / secs / 1e9
+    (width, flops_per_thread * n as f64 / secs / 1e9)
 }
 
 /// Copy bandwidth in GB/s (bytes read plus bytes written) for a buffer of `bytes`

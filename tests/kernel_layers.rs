@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_close, same_bits_any_threads, Regression};
+use common::{assert_close, same_bits_any_threads_or_lanes, Regression};
 use convnet::config::specs::parse_neuron;
 use convnet::config::Generation::{A12, C1};
 use convnet::layers::kernels as k;
@@ -838,11 +838,11 @@ fn regression() {
     let t0 = uniform(105, n_el, -1.0, 1.0);
     for (name, n) in all_neurons() {
         let x = if matches!(n, Neuron::Sqrt) { &xs } else { &x };
-        let y = same_bits_any_threads(&name, || activate(&n, x, &noise));
+        let y = same_bits_any_threads_or_lanes(&name, || activate(&n, x, &noise));
         reg.case(&format!("{name}/fwd"), &y);
         let u = operand(&n, x, &y);
         for add in [false, true] {
-            let t = same_bits_any_threads(&name, || {
+            let t = same_bits_any_threads_or_lanes(&name, || {
                 let mut t = t0.clone();
                 n.compute_input_grad(&g, u, &mut t, add).unwrap();
                 t
@@ -858,7 +858,7 @@ fn regression() {
         let l = labels(112, no, nc);
         let t0 = uniform(113, no * nc, -1.0, 1.0);
         let dy = uniform(114, no * nc, -1.0, 1.0);
-        let cost = same_bits_any_threads("logreg cost", || {
+        let cost = same_bits_any_threads_or_lanes("logreg cost", || {
             let mut a = vec![0.0; nc];
             let mut b = vec![0.0; nc];
             k::compute_logreg_cost(&l, &p, no, nc, &mut a, &mut b).unwrap();
@@ -866,7 +866,7 @@ fn regression() {
         });
         reg.case(&format!("logreg_cost/{tag}"), &cost);
         for (set_size, use_e) in [(5usize, false), (5, true), (2, true)] {
-            let v = same_bits_any_threads("msm cost", || {
+            let v = same_bits_any_threads_or_lanes("msm cost", || {
                 let mut a = vec![0.0; nc];
                 let mut b = vec![0.0; nc];
                 let mut c = vec![0.0; nc];
@@ -882,7 +882,7 @@ fn regression() {
             );
         }
         let (_, tgt) = probs(115, no, nc, false);
-        let v = same_bits_any_threads("crossent cost", || {
+        let v = same_bits_any_threads_or_lanes("crossent cost", || {
             let mut a = vec![0.0; nc];
             let mut b = vec![0.0; nc];
             k::compute_cross_ent_cost(&tgt, &p, no, nc, &mut a, &mut b).unwrap();
@@ -891,7 +891,7 @@ fn regression() {
         reg.case(&format!("cross_ent_cost/{tag}"), &v);
         for add in [false, true] {
             let run = |f: &dyn Fn(&mut [f32])| {
-                same_bits_any_threads(&tag, || {
+                same_bits_any_threads_or_lanes(&tag, || {
                     let mut t = t0.clone();
                     f(&mut t);
                     t
@@ -932,13 +932,13 @@ fn regression() {
     // Element-wise 2012 cost operators, on more than one chunk.
     let lab = uniform(121, n_el, 0.0, 1.0);
     let y = uniform(122, n_el, 0.0, 1.0);
-    let v = same_bits_any_threads("crossent2", || {
+    let v = same_bits_any_threads_or_lanes("crossent2", || {
         let mut o = vec![0.0; n_el];
         k::cross_ent2_cost(&lab, &y, &mut o).unwrap();
         o
     });
     reg.case("cross_ent2_cost", &v);
-    let v = same_bits_any_threads("rflickr", || {
+    let v = same_bits_any_threads_or_lanes("rflickr", || {
         let mut o = vec![0.0; n_el];
         k::rflickr_cost(&lab, &y, &mut o).unwrap();
         o
@@ -946,20 +946,20 @@ fn regression() {
     reg.case("rflickr_cost", &v);
     for add in [false, true] {
         for fix in [false, true] {
-            let v = same_bits_any_threads("crossent2 grad", || {
+            let v = same_bits_any_threads_or_lanes("crossent2 grad", || {
                 let mut t = t0.clone();
                 k::cross_ent2_grad(&lab, &y, &mut t, add, 0.3, fix).unwrap();
                 t
             });
             reg.case(&format!("cross_ent2_grad/add={add}/fix={fix}"), &v);
         }
-        let v = same_bits_any_threads("logistic crossent2", || {
+        let v = same_bits_any_threads_or_lanes("logistic crossent2", || {
             let mut t = t0.clone();
             k::logistic_cross_ent2_grad(&lab, &y, &mut t, add, 0.3).unwrap();
             t
         });
         reg.case(&format!("logistic_cross_ent2_grad/add={add}"), &v);
-        let v = same_bits_any_threads("rflickr grad", || {
+        let v = same_bits_any_threads_or_lanes("rflickr grad", || {
             let mut t = t0.clone();
             k::rflickr_grad(&lab, &y, &mut t, add, 0.3).unwrap();
             t

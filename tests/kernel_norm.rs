@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{assert_close, same_bits_any_threads, Regression};
+use common::{assert_close, same_bits_any_threads_or_lanes, Regression};
 use convnet::cudaconv2::conv_util::norm::*;
 use convnet::nvmatrix::NvMatrix;
 use convnet::synthetic::uniform;
@@ -1079,11 +1079,11 @@ fn regression_goldens() {
         let img = mat(1000 + c as u64, sh.rows(), sh.n, -1.0, 1.0);
         let md = mat(1100 + c as u64, sh.rows(), sh.n, -1.0, 1.0);
         let name = format!("{:?} f{} s{} n{} size{}", kind, sh.nf, sh.s, sh.n, size);
-        let out = same_bits_any_threads(&name, || {
+        let out = same_bits_any_threads_or_lanes(&name, || {
             fwd_bits(|d, t| conv_response_norm(&img, d, t, sh.nf, size, a, p).unwrap())
         });
         reg.case(&format!("rnorm {name}"), &out);
-        let out = same_bits_any_threads(&name, || {
+        let out = same_bits_any_threads_or_lanes(&name, || {
             fwd_bits(|d, t| conv_contrast_norm(&img, &md, d, t, sh.nf, size, a, p).unwrap())
         });
         reg.case(&format!("cnorm {name}"), &out);
@@ -1101,7 +1101,7 @@ fn regression_goldens() {
                             "{tag} undo {kind:?} {flag:?} f{} s{} n{} size{size} st{st} so{so}",
                             sh.nf, sh.s, sh.n
                         );
-                        let out = same_bits_any_threads(&name, || {
+                        let out = same_bits_any_threads_or_lanes(&name, || {
                             let (mut t, mut acts) = run_spatial_undo(
                                 sh,
                                 &img,
@@ -1143,20 +1143,20 @@ fn regression_goldens() {
         let old = mat(2300 + c as u64, sh.rows(), n, -1.0, 1.0);
         for blocked in [false, true] {
             let name = format!("f{nf} s{s} n{n} size{size} blocked{blocked}");
-            let out = same_bits_any_threads(&name, || {
+            let out = same_bits_any_threads_or_lanes(&name, || {
                 fwd_bits(|d, t| {
                     conv_response_norm_cross_map(&img, d, t, nf, size, a, p, blocked).unwrap()
                 })
             });
             reg.case(&format!("cmrnorm {name}"), &out);
-            let out = same_bits_any_threads(&name, || {
+            let out = same_bits_any_threads_or_lanes(&name, || {
                 fwd_bits(|d, t| {
                     conv_response_norm_cross_map_min_div(&img, d, t, nf, size, a, p, 2.0, blocked)
                         .unwrap()
                 })
             });
             reg.case(&format!("cmrnorm minDiv2 {name}"), &out);
-            let out = same_bits_any_threads(&name, || {
+            let out = same_bits_any_threads_or_lanes(&name, || {
                 fwd_bits(|d, t| {
                     conv_contrast_norm_cross_map(&img, &md, d, t, nf, size, a, p, blocked).unwrap()
                 })
@@ -1167,7 +1167,7 @@ fn regression_goldens() {
                 (1.0, 0.5, old.clone()),
             ] {
                 let name = format!("cmrnorm undo {name} st{st} so{so}");
-                let out = same_bits_any_threads(&name, || {
+                let out = same_bits_any_threads_or_lanes(&name, || {
                     let (mut d, mut acts) = (NvMatrix::default(), NvMatrix::default());
                     conv_response_norm_cross_map_min_div(
                         &img, &mut d, &mut acts, nf, size, a, p, 2.0, blocked,
@@ -1197,14 +1197,14 @@ fn regression_goldens() {
         let old = mat(3100 + c as u64, sh.rows(), n, -1.0, 1.0);
         for (st, so) in [(0.0f32, 1.0f32), (0.5, 2.0)] {
             let name = format!("f32 s{s} n{n} size{size} st{st} so{so}");
-            let ticas = same_bits_any_threads(&name, || {
+            let ticas = same_bits_any_threads_or_lanes(&name, || {
                 let mut t = old.clone();
                 conv_tica(&img, &mut t, 32, size, st, so).unwrap();
                 t.into_vec()
             });
             reg.case(&format!("tica {name}"), &ticas);
             let ticas = NvMatrix::from_vec(sh.rows(), n, false, ticas);
-            let out = same_bits_any_threads(&name, || {
+            let out = same_bits_any_threads_or_lanes(&name, || {
                 let mut t = old.clone();
                 conv_tica_grad(&img, &ticas, &mut t, 32, size, st, so).unwrap();
                 t.into_vec()
@@ -1220,7 +1220,7 @@ fn regression_goldens() {
     ] {
         let w = mat(4000 + nf as u64, modules * per, nf, -1.0, 1.0);
         let name = format!("normalizeLocalWeights {modules}x{per}x{nf}");
-        let out = same_bits_any_threads(&name, || {
+        let out = same_bits_any_threads_or_lanes(&name, || {
             let mut w = w.clone();
             normalize_local_weights(&mut w, modules, 0.5 * (per as f32 / 3.0).sqrt()).unwrap();
             w.into_vec()
@@ -1292,10 +1292,10 @@ fn regression_goldens() {
             }
         };
         let (mut d, mut acts) = (NvMatrix::default(), NvMatrix::default());
-        let fwd = same_bits_any_threads(name, || fwd_bits(|d, t| forward(d, t)));
+        let fwd = same_bits_any_threads_or_lanes(name, || fwd_bits(|d, t| forward(d, t)));
         reg.case(&format!("net {name}"), &fwd);
         forward(&mut d, &mut acts);
-        let out = same_bits_any_threads(name, || {
+        let out = same_bits_any_threads_or_lanes(name, || {
             let mut acts = acts.clone();
             let mut t = NvMatrix::default();
             if cross {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{assert_close, same_bits_any_threads, Regression};
+use common::{assert_close, same_bits_any_threads_or_lanes, Regression};
 use convnet::nvmatrix::aggregate::{row_agg_kernel, RowAggKernel};
 use convnet::nvmatrix::curand::logf as cuda_logf;
 use convnet::nvmatrix::ops::{binary, ternary, unary};
@@ -549,7 +549,7 @@ fn aggregations_every_kernel() {
             );
         }
         let name = format!("agg {r}x{c} t{} ax{axis}", trans as u8);
-        let sum = same_bits_any_threads(&name, || {
+        let sum = same_bits_any_threads_or_lanes(&name, || {
             let mut t = NvMatrix::default();
             m.sum(axis, &mut t).unwrap();
             assert_eq!(t.is_trans(), trans);
@@ -567,7 +567,7 @@ fn aggregations_every_kernel() {
         );
         reg.case(&format!("{name} sum"), &sum);
         for (what, f) in [("max", f64::max as fn(f64, f64) -> f64), ("min", f64::min)] {
-            let got = same_bits_any_threads(&name, || {
+            let got = same_bits_any_threads_or_lanes(&name, || {
                 let mut t = NvMatrix::default();
                 if what == "max" {
                     m.max(axis, &mut t)
@@ -586,7 +586,7 @@ fn aggregations_every_kernel() {
         }
         // addSum: this = 0.5*this - 2*sum, and scaleThis == 0.
         let init = uniform(200 + k as u64, sum.len(), -1.0, 1.0);
-        let add = same_bits_any_threads(&name, || {
+        let add = same_bits_any_threads_or_lanes(&name, || {
             let mut t = NvMatrix::from_vec(sum.len(), 1, trans, init.clone());
             t.add_sum(&m, axis, 0.5, -2.0).unwrap();
             t.into_vec()
@@ -665,7 +665,7 @@ fn reg_total(reg: &mut Regression) {
     ] {
         let m = mat(300 + n as u64, 1, n, trans, -1.0, 1.0);
         let want: f64 = m.data().iter().map(|&x| x as f64).sum();
-        let got = same_bits_any_threads("sum()", || {
+        let got = same_bits_any_threads_or_lanes("sum()", || {
             vec![m.sum_all(), m.max_all(), m.min_all(), m.mean()]
         });
         assert!(
@@ -679,7 +679,7 @@ fn reg_total(reg: &mut Regression) {
         assert!((got[3] as f64 - want / n as f64).abs() <= 1e-5);
         reg.case(&format!("total {n}"), &got);
         let b = mat(400 + n as u64, 1, n, trans, -1.0, 1.0);
-        let dot = same_bits_any_threads("dotProduct", || {
+        let dot = same_bits_any_threads_or_lanes("dotProduct", || {
             vec![m.dot_product(&b).unwrap(), m.norm2(), m.norm()]
         });
         let want_dot: f64 = m
@@ -791,7 +791,7 @@ fn reg_products(reg: &mut Regression) {
         let a = mat(600 + k as u64, m, k, true, -1.0, 1.0);
         let b = mat(601 + k as u64, k, n, false, -1.0, 1.0);
         let c0 = mat(602 + k as u64, m, n, true, -1.0, 1.0);
-        let got = same_bits_any_threads("addProduct", || {
+        let got = same_bits_any_threads_or_lanes("addProduct", || {
             let mut c = c0.clone();
             c.add_product(&a, &b, 0.9, 0.01).unwrap();
             c.into_vec()
@@ -1039,7 +1039,7 @@ fn reg_eltwise(reg: &mut Regression) {
         ("flip_trans", Box::new(|| b.flip_trans())),
     ];
     for (name, f) in cases {
-        let v = same_bits_any_threads(name, || f().into_vec());
+        let v = same_bits_any_threads_or_lanes(name, || f().into_vec());
         reg.case(&format!("eltwise {name}"), &v);
     }
 }
@@ -1079,7 +1079,7 @@ fn reg_random(reg: &mut Regression) {
         "add_noise_self",
         "binarize",
     ] {
-        let v = same_bits_any_threads(what, || run(what));
+        let v = same_bits_any_threads_or_lanes(what, || run(what));
         reg.case(&format!("random {what}"), &v);
         let body = &v[..n];
         match what {

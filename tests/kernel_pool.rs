@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{assert_close, same_bits_any_threads, Regression};
+use common::{assert_close, same_bits_any_threads_or_lanes, Regression};
 use convnet::cudaconv2::conv_util::pool::*;
 use convnet::nvmatrix::NvMatrix;
 use convnet::parallel::with_threads;
@@ -808,11 +808,11 @@ fn regression_goldens() {
             let case = format!("{kind:?} {}", name(g, &v));
             reg.case(
                 &case,
-                &same_bits_any_threads(&case, || pool(g, &images, kind)),
+                &same_bits_any_threads_or_lanes(&case, || pool(g, &images, kind)),
             );
         }
         let case = format!("rand {}", name(g, &v));
-        let out = same_bits_any_threads(&case, || {
+        let out = same_bits_any_threads_or_lanes(&case, || {
             let mut t = NvMatrix::default();
             conv_local_random_pool(&images, &mut t, g.f, g.subs, g.start, g.stride, g.outs, 99)
                 .unwrap();
@@ -844,7 +844,7 @@ fn regression_goldens() {
         for (st, so) in [(0.0f32, 1.0f32), (1.0, 1.0), (0.5, -2.0)] {
             let v = local_max_undo_variant(g.n, st, so);
             let case = format!("{} scale({st},{so})", name(g, &v));
-            let out = same_bits_any_threads(&case, || {
+            let out = same_bits_any_threads_or_lanes(&case, || {
                 max_undo(g, &images, &grads, &acts, Some(&t0), st, so)
             });
             reg.case(&case, &out);
@@ -852,7 +852,7 @@ fn regression_goldens() {
             let case = format!("{} scale({st},{so})", name(g, &v));
             reg.case(
                 &case,
-                &same_bits_any_threads(&case, || avg_undo(g, &grads, Some(&t0), st, so)),
+                &same_bits_any_threads_or_lanes(&case, || avg_undo(g, &grads, Some(&t0), st, so)),
             );
         }
     }
@@ -863,7 +863,7 @@ fn regression_goldens() {
             "{net} {kind:?} fprop {}",
             name(g, &local_pool_variant(g.f, g.n, g.subs, g.stride))
         );
-        let out = same_bits_any_threads(&case, || pool(g, &images, *kind));
+        let out = same_bits_any_threads_or_lanes(&case, || pool(g, &images, *kind));
         reg.case(&case, &out);
         let grads = g.grads(6000 + k as u64);
         let back = match kind {
@@ -874,7 +874,7 @@ fn regression_goldens() {
                 );
                 (
                     case.clone(),
-                    same_bits_any_threads(&case, || avg_undo(g, &grads, None, 0.0, 1.0)),
+                    same_bits_any_threads_or_lanes(&case, || avg_undo(g, &grads, None, 0.0, 1.0)),
                 )
             }
             _ => {
@@ -885,7 +885,7 @@ fn regression_goldens() {
                 );
                 (
                     case.clone(),
-                    same_bits_any_threads(&case, || {
+                    same_bits_any_threads_or_lanes(&case, || {
                         max_undo(g, &images, &grads, &acts, None, 0.0, 1.0)
                     }),
                 )

@@ -22,10 +22,12 @@ struct BenchArgs {
 }
 
 fn bench(args: BenchArgs) -> ExitCode {
-    let peak = convnet::bench::peak_gflops();
+    let (lanes, peak) = convnet::bench::peak_gflops();
     let copy = convnet::bench::copy_gbps(64 << 20);
     let threads = convnet::parallel::threads();
-    println!("{{\"kernel\": \"peak-fma\", \"threads\": {threads}, \"gflops\": {peak:.1}}}");
+    println!(
+        "{{\"kernel\": \"peak-fma\", \"threads\": {threads}, \"lanes\": {lanes}, \"gflops\": {peak:.1}}}"
+    );
     println!("{{\"kernel\": \"copy\", \"case\": \"64MiB\", \"gbps\": {copy:.1}}}");
     convnet::bench::kernels(args.only.as_deref(), args.min_secs, |line| {
         println!("{}", line.json(peak))

@@ -54,7 +54,8 @@
 //!
 //! Tasks ([`crate::parallel::for_each_task`]) are (module, group) pairs; each computes
 //! all the group's filters for all images. Its term list is run through register tiles
-//! of 4 filters × 24 images (three 8-lane vectors; 16 at the end of the batch), every
+//! of 4 filters × 24 images (three 8-lane vectors; 16 at the end of the batch), or with
+//! AVX-512 4 filters × 48 images (three 16-lane vectors; 16 or 32 at the end), every
 //! lane performing one output's operation sequence, so results depend on neither the
 //! thread count nor the lane width. Image vectors are read in place from the image rows
 //! (zero-padded copies only for a last block of images that is not whole vectors); the
@@ -63,7 +64,7 @@
 //! modules without padding). The FMAs are AVX/FMA vector instructions (intrinsics, so
 //! that the test profile's opt-level 2 also vectorises them).
 
-use super::lanes::F32x8 as V8;
+use super::lanes::{self, F32x8 as V8, Simd};
 use super::{require, MatShape, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
@@ -80,10 +81,11 @@ const LANES: usize = 8;
 type Lane = [f32; LANES];
 /// Filters per register tile.
 const TILE_F: usize = 4;
-/// Image vectors per register tile.
-const TILE_V: usize = 3;
+/// Image vectors (of `LANES`) per register tile: 3 with eight-lane vectors, 6 (three
+/// of sixteen lanes) with AVX-512.
+const TILE_V: usize = 6;
 
-/// One register tile's accumulators: `TILE_F` filters x `TILE_V` vectors of images.
+/// One register tile's accumulators: `TILE_F` filters x up to `TILE_V` vectors of images.
 type Tile = [[Lane; TILE_V]; TILE_F];
 /// Terms per chunk: a chunk's image vectors stay in L1 while every filter block runs
 /// over them (16 to 64 measured alike; 256 and more lose 10-15%).
@@ -372,6 +374,7 @@ impl FilterActsPlan {
             images: images.data(),
             filters: filters.data(),
             img_stride: images.stride(),
+            simd: lanes::simd(),
         };
         launch.run(targets.data_mut());
     }
@@ -383,6 +386,7 @@ struct Launch<'a> {
     images: &'a [f32],
     filters: &'a [f32],
     img_stride: usize,
+    simd: Simd,
 }
 
 impl std::ops::Deref for Launch<'_> {
@@ -695,7 +699,8 @@ struct Term {
     filt: Option<usize>,
 }
 
-/// A block of images: the first, the count, and the 8-lane vectors that hold them.
+/// A block of images: the first, the count, and the 8-lane vectors that hold them
+/// (past the count, zeros).
 #[derive(Clone, Copy)]
 struct ImageBlock {
     n0: usize,
@@ -805,16 +810,7 @@ impl Launch<'_> {
     fn run(&self, out: &mut [f32]) {
         let out = SharedOut::new(out);
         let groups = self.num_groups;
-        let mut blocks = Vec::new();
-        let mut n0 = 0;
-        for width in image_blocks(self.num_images) {
-            blocks.push(ImageBlock {
-                n0,
-                width,
-                vecs: width.div_ceil(LANES),
-            });
-            n0 += width;
-        }
+        let blocks = image_blocks(self.num_images, self.simd);
         // conv: the filter panel of a module without padding pixels, per group.
         let shared: Vec<Vec<[f32; TILE_F]>> = if self.conv {
             (0..groups)
@@ -909,6 +905,8 @@ impl Launch<'_> {
         match blk.vecs {
             1 => self.accumulate_v::<1>(terms, filt, blk, b0, acc, scratch),
             2 => self.accumulate_v::<2>(terms, filt, blk, b0, acc, scratch),
+            3 => self.accumulate_v::<3>(terms, filt, blk, b0, acc, scratch),
+            4 => self.accumulate_v::<4>(terms, filt, blk, b0, acc, scratch),
             _ => self.accumulate_v::<TILE_V>(terms, filt, blk, b0, acc, scratch),
         }
     }
@@ -954,11 +952,12 @@ impl Launch<'_> {
         for c0 in (0..k).step_by(CHUNK) {
             let c1 = (c0 + CHUNK).min(k);
             for (b, acc) in acc.iter_mut().enumerate() {
-                tile::<V>(
-                    &rows[c0..c1],
-                    &filt[(b0 + b) * k + c0..(b0 + b) * k + c1],
-                    acc,
-                );
+                let (rows, filt) = (&rows[c0..c1], &filt[(b0 + b) * k + c0..(b0 + b) * k + c1]);
+                match self.simd {
+                    Simd::Avx2 => tile::<V>(rows, filt, acc),
+                    // SAFETY: `simd()` said the CPU has AVX-512F.
+                    Simd::Avx512 => unsafe { tile_wide::<V>(rows, filt, acc) },
+                }
             }
         }
     }
@@ -985,25 +984,45 @@ impl Launch<'_> {
     }
 }
 
-/// Widths of the image blocks: tiles of 3 vectors of 8 images, and 2 (never 1, which
-/// runs at half speed) where the count of vectors leaves a remainder.
-fn image_blocks(num_images: usize) -> impl Iterator<Item = usize> {
+/// The image blocks, in order: register tiles of 3 vectors of 8 images, and 2 (never
+/// 1, which runs at half speed) where the count of vectors leaves a remainder; with
+/// AVX-512 tiles of 3 vectors of 16 (6 of 8), the remainder in one tile of 1 or 2
+/// (an even count of 8-lane vectors, the last padded with zeros).
+fn image_blocks(num_images: usize, simd: Simd) -> Vec<ImageBlock> {
     let vecs = num_images.div_ceil(LANES);
-    let twos = match vecs % TILE_V {
-        _ if vecs == 1 => 0,
-        1 => 2,
-        2 => 1,
-        _ => 0,
+    let sizes: Vec<usize> = match simd {
+        Simd::Avx2 => {
+            let twos = match vecs % 3 {
+                _ if vecs == 1 => 0,
+                1 => 2,
+                2 => 1,
+                _ => 0,
+            };
+            let threes = (vecs - 2 * twos) / 3;
+            let mut v = vec![3; threes];
+            v.extend(std::iter::repeat_n(2, twos));
+            v.extend((vecs == 1).then_some(1));
+            v
+        }
+        Simd::Avx512 => {
+            let mut v = vec![TILE_V; vecs / TILE_V];
+            v.extend((!vecs.is_multiple_of(TILE_V)).then(|| (vecs % TILE_V).next_multiple_of(2)));
+            v
+        }
     };
-    let threes = (vecs - 2 * twos) / TILE_V;
-    let widths =
-        std::iter::repeat_n(TILE_V * LANES, threes).chain(std::iter::repeat_n(2 * LANES, twos));
-    let mut left = num_images;
-    widths.chain((vecs == 1).then_some(LANES)).map(move |w| {
-        let w = w.min(left);
-        left -= w;
-        w
-    })
+    let mut n0 = 0;
+    sizes
+        .into_iter()
+        .map(|v| {
+            let width = (v * LANES).min(num_images - n0);
+            n0 += width;
+            ImageBlock {
+                n0: n0 - width,
+                width,
+                vecs: v,
+            }
+        })
+        .collect()
 }
 
 /// True when a written accumulator (of the first `width` images) is `-0`.
@@ -1032,6 +1051,44 @@ fn tile<const V: usize>(rows: &[&[Lane; V]], filt: &[[f32; TILE_F]], out: &mut T
     for f in 0..TILE_F {
         for v in 0..V {
             acc[f][v].store(&mut out[f][v]);
+        }
+    }
+}
+
+/// [`tile`] with sixteen lanes: `V` (even) 8-lane vectors as `V/2` AVX-512 vectors.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+unsafe fn tile_wide<const V: usize>(rows: &[&[Lane; V]], filt: &[[f32; TILE_F]], out: &mut Tile) {
+    use super::lanes::F32x16 as V16;
+    // Only even `V` are called (blocks of whole 16-lane vectors).
+    assert!(V.is_multiple_of(2) && V <= TILE_V);
+    let z = V / 2;
+    let mut acc = [[V16::zero(); TILE_V / 2]; TILE_F];
+    for f in 0..TILE_F {
+        let o = out[f].as_ptr().cast::<f32>();
+        for (i, a) in acc[f][..z].iter_mut().enumerate() {
+            *a = V16::load_ptr(o.add(16 * i));
+        }
+    }
+    for (x, w) in rows.iter().zip(filt) {
+        let p = x.as_ptr().cast::<f32>();
+        let mut xv = [V16::zero(); TILE_V / 2];
+        for (i, v) in xv[..z].iter_mut().enumerate() {
+            *v = V16::load_ptr(p.add(16 * i));
+        }
+        for f in 0..TILE_F {
+            let wf = V16::splat(w[f]);
+            for i in 0..z {
+                acc[f][i] = xv[i].mul_add(wf, acc[f][i]);
+            }
+        }
+    }
+    for f in 0..TILE_F {
+        let o = out[f].as_mut_ptr().cast::<f32>();
+        for (i, a) in acc[f][..z].iter().enumerate() {
+            a.store_ptr(o.add(16 * i));
         }
     }
 }

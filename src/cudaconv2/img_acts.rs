@@ -38,10 +38,10 @@
 //! (in the original layouts consecutive filters of one module are `numModules*numImages`
 //! floats apart). The copies live in buffers kept by the calling thread between calls.
 //! Tasks are (block of 16 images, pixel, up to 16 blocks of up to 4 colours of one
-//! group), in that order so that one image block's hidActs around the current pixel row
-//! stay in L2. A task walks the pixel's modules a few at a time (row by row, columns
-//! ascending); for each colour block it runs those modules' filters with 4 colours x 16
-//! images of accumulators in registers, the 16 images being SIMD lanes that all run the
+//! group, 8 with AVX-512), in that order so that one image block's hidActs around the
+//! current pixel row stay in L2. A task walks the pixel's modules a few at a time (row
+//! by row, columns ascending); for each colour block it runs those modules' filters with
+//! 4 (8) colours x 16 images of accumulators in registers, the 16 images being SIMD lanes that all run the
 //! same operation sequence. Every output element is computed entirely inside one task,
 //! in the order above, so the bits do not depend on the thread count, the lane width or
 //! the blocking.
@@ -49,21 +49,30 @@
 // The host code's divisibility tests keep the original's `a % b == 0` form.
 #![allow(clippy::manual_is_multiple_of)]
 
-use super::lanes::F32x8 as V8;
+use super::lanes::{self, F32x8 as V8, Simd};
 use super::{divup, require, MatShape, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
 
-/// Images per task: the SIMD lanes (two AVX vectors).
+/// Images per task: the SIMD lanes (two AVX vectors, or one AVX-512 vector).
 const LANES: usize = 16;
-/// Most colours per task (register block: 4 colours x 2 vectors of 8 images = 8
-/// accumulators; with 6 colours LLVM hoists the broadcasts and spills).
-const COLOR_BLOCK: usize = 4;
+/// Most colours per colour block: the register block is 4 colours x 2 vectors of 8
+/// images (8 accumulators; with 6 colours LLVM hoists the broadcasts and spills), or
+/// with AVX-512 8 colours x 1 vector of 16.
+const COLOR_BLOCK: usize = 8;
 
-/// Splits a group's `n` filter colours into consecutive blocks of at most
-/// [`COLOR_BLOCK`], as even as possible: `(first colour, count)`.
-fn color_blocks(n: usize) -> impl Iterator<Item = (usize, usize)> {
-    let blocks = divup(n, COLOR_BLOCK);
+/// The most colours per block with these vectors.
+fn color_block(simd: Simd) -> usize {
+    match simd {
+        Simd::Avx2 => 4,
+        Simd::Avx512 => COLOR_BLOCK,
+    }
+}
+
+/// Splits a group's `n` filter colours into consecutive blocks of at most `max`, as
+/// even as possible: `(first colour, count)`.
+fn color_blocks(n: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
+    let blocks = divup(n, max);
     let (base, extra) = (
         n.checked_div(blocks).unwrap_or(0),
         n.checked_rem(blocks).unwrap_or(0),
@@ -784,13 +793,13 @@ pub(crate) struct ImgActsPlan {
 
 impl ImgActsPlan {
     /// The colour blocks ([`color_blocks`]) of every group of every slice.
-    fn jobs(&self) -> Vec<ColorJob> {
+    fn jobs(&self, max: usize) -> Vec<ColorJob> {
         let nfc = self.d.num_filter_colors;
         let mut jobs = Vec::new();
         for slice in 0..self.slices {
             for cg in 0..self.groups_per_slice {
                 let group = cg + slice * self.groups_per_sample;
-                for (fc0, n) in color_blocks(nfc) {
+                for (fc0, n) in color_blocks(nfc, max) {
                     let mut out_colors = [0; COLOR_BLOCK];
                     out_colors[..n].copy_from_slice(&self.colors[group * nfc + fc0..][..n]);
                     jobs.push(ColorJob {
@@ -811,13 +820,14 @@ impl ImgActsPlan {
         if self.scale_targets == 0.0 {
             targets.resize(self.rows, self.d.num_images);
         }
+        let simd = lanes::simd();
         run(
             hid_acts.data(),
             filters.data(),
             targets,
             &self.d,
             self.num_img_colors,
-            &self.jobs(),
+            (&self.jobs(color_block(simd)), simd),
             self.regions,
             self.scale_targets,
             self.scale_output,
@@ -855,8 +865,8 @@ struct ColorJob {
     out_colors: [usize; COLOR_BLOCK],
 }
 
-/// Colour blocks per task: their accumulators live in a stack array (16 x 4 colours x
-/// 16 images = 4 KiB) while the task walks the modules.
+/// Colour blocks per task: their accumulators live in a stack array (16 x 8 colours x
+/// 16 images = 8 KiB) while the task walks the modules.
 const JOBS_PER_TASK: usize = 16;
 
 /// The arguments every task shares.
@@ -867,6 +877,7 @@ struct Shared<'a> {
     regions: Option<RegionQuirk>,
     out: SharedOut,
     num_img_colors: usize,
+    simd: Simd,
     scale_targets: f32,
     scale_output: f32,
 }
@@ -879,7 +890,7 @@ fn run(
     targets: &mut NvMatrix,
     d: &Dims,
     num_img_colors: usize,
-    jobs: &[ColorJob],
+    (jobs, simd): (&[ColorJob], Simd),
     regions: Option<RegionQuirk>,
     scale_targets: f32,
     scale_output: f32,
@@ -891,7 +902,7 @@ fn run(
     PACKED.with(|cell| {
         let (packed, packed_filters) = &mut *cell.borrow_mut();
         pack_hid_acts(hid, d, blocks, packed);
-        pack_filters(filters, d, packed_filters);
+        pack_filters(filters, d, color_block(simd), packed_filters);
         let sh = Shared {
             packed,
             packed_filters,
@@ -899,6 +910,7 @@ fn run(
             regions,
             out: SharedOut::new(targets.data_mut()),
             num_img_colors,
+            simd,
             scale_targets,
             scale_output,
         };
@@ -933,7 +945,7 @@ thread_local! {
 /// `[(module,)][filter pixel][group][colour block][filter of the group][colour of the
 /// block]` (blocks of [`color_blocks`]), so that a task's colour block reads one
 /// contiguous run per (module, pixel).
-fn pack_filters(filters: &[f32], d: &Dims, packed: &mut Vec<f32>) {
+fn pack_filters(filters: &[f32], d: &Dims, max: usize, packed: &mut Vec<f32>) {
     let (nfc, fp, nf, nfg) = (
         d.num_filter_colors,
         d.filter_pixels,
@@ -951,7 +963,7 @@ fn pack_filters(filters: &[f32], d: &Dims, packed: &mut Vec<f32>) {
         let (m, pim) = (t / fp, t % fp);
         // SAFETY: task t owns the packed filters of (module, pixel) t.
         let dst = unsafe { out.slice(t * per_pixel, per_pixel) };
-        for (fc0, n) in color_blocks(nfc) {
+        for (fc0, n) in color_blocks(nfc, max) {
             for c in fc0..fc0 + n {
                 let src = &filters[((m * nfc + c) * fp + pim) * nf..][..nf];
                 for (f, &v) in src.iter().enumerate() {
@@ -1033,12 +1045,27 @@ fn pixel_task(sh: &Shared, jobs: &[ColorJob], y: usize, x: usize, nb: usize) {
                 let h_job = job.group * nf * LANES;
                 let w_job = (job.group * d.num_filter_colors + job.fc0) * nf;
                 let modules = (&h_at[..k], h_job, &w_at[..k], w_job);
-                let a = &mut acc[j];
-                match job.n {
-                    1 => accumulate::<1>(a, sh.packed, sh.packed_filters, modules, nf),
-                    2 => accumulate::<2>(a, sh.packed, sh.packed_filters, modules, nf),
-                    3 => accumulate::<3>(a, sh.packed, sh.packed_filters, modules, nf),
-                    _ => accumulate::<4>(a, sh.packed, sh.packed_filters, modules, nf),
+                let (a, h, w) = (&mut acc[j], sh.packed, sh.packed_filters);
+                match sh.simd {
+                    Simd::Avx2 => match job.n {
+                        1 => accumulate::<1>(a, h, w, modules, nf),
+                        2 => accumulate::<2>(a, h, w, modules, nf),
+                        3 => accumulate::<3>(a, h, w, modules, nf),
+                        _ => accumulate::<4>(a, h, w, modules, nf),
+                    },
+                    // SAFETY: `simd()` said the CPU has AVX-512F.
+                    Simd::Avx512 => unsafe {
+                        match job.n {
+                            1 => accumulate_wide::<1>(a, h, w, modules, nf),
+                            2 => accumulate_wide::<2>(a, h, w, modules, nf),
+                            3 => accumulate_wide::<3>(a, h, w, modules, nf),
+                            4 => accumulate_wide::<4>(a, h, w, modules, nf),
+                            5 => accumulate_wide::<5>(a, h, w, modules, nf),
+                            6 => accumulate_wide::<6>(a, h, w, modules, nf),
+                            7 => accumulate_wide::<7>(a, h, w, modules, nf),
+                            _ => accumulate_wide::<8>(a, h, w, modules, nf),
+                        }
+                    },
                 }
             }
         }
@@ -1128,5 +1155,36 @@ fn accumulate<const C: usize>(
         for v in 0..V {
             a[c][v].store(&mut acc[c][v * 8..]);
         }
+    }
+}
+
+/// [`accumulate`] with sixteen lanes: one AVX-512 vector of images per colour, up to 8
+/// colours.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+unsafe fn accumulate_wide<const C: usize>(
+    acc: &mut [[f32; LANES]; COLOR_BLOCK],
+    packed: &[f32],
+    filters: &[f32],
+    (h_at, h_job, w_at, w_job): (&[usize], usize, &[usize], usize),
+    nf: usize,
+) {
+    use super::lanes::F32x16 as V16;
+    const { assert!(LANES == 16 && C <= COLOR_BLOCK) };
+    let mut a: [V16; C] = std::array::from_fn(|c| V16::load_ptr(acc[c].as_ptr()));
+    for (&hk, &wk) in h_at.iter().zip(w_at) {
+        let h = &packed[hk + h_job..][..nf * LANES];
+        let w = &filters[wk + w_job..][..nf * C];
+        for (hs, ws) in h.chunks_exact(LANES).zip(w.chunks_exact(C)) {
+            let hv = V16::load_ptr(hs.as_ptr());
+            for c in 0..C {
+                a[c] = V16::splat(ws[c]).mul_add(hv, a[c]);
+            }
+        }
+    }
+    for c in 0..C {
+        a[c].store_ptr(acc[c].as_mut_ptr());
     }
 }

@@ -1,8 +1,10 @@
-//! Eight f32 lanes in one vector register, shared by the convolution kernels (ours,
-//! not a port). `mul_add` is `f32::mul_add` in every lane (one rounding), spelled with
-//! the AVX/FMA intrinsics where the build has them (the test profile's opt-level 2
-//! does not vectorise the plain array form), else lane by lane: the same bits either
-//! way.
+//! SIMD lanes shared by the convolution kernels (ours, not a port): eight f32 lanes
+//! ([`F32x8`], AVX2/FMA, the build's baseline) and sixteen ([`F32x16`], AVX-512, chosen
+//! at run time by [`simd`]). `mul_add` is `f32::mul_add` in every lane (one rounding),
+//! spelled with intrinsics (the test profile's opt-level 2 does not vectorise the plain
+//! array form), or lane by lane without AVX: the same bits every way. Each lane runs
+//! one output's operation sequence, so the width changes only how many outputs run at
+//! once, never a result.
 
 #[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
 mod imp {
@@ -119,3 +121,169 @@ mod imp {
 }
 
 pub use imp::F32x8;
+
+/// The widest vectors the kernels may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Simd {
+    /// Eight lanes ([`F32x8`]).
+    Avx2,
+    /// Sixteen lanes ([`F32x16`]): the CPU has AVX-512F.
+    Avx512,
+}
+
+thread_local! {
+    static SIMD_OVERRIDE: std::cell::Cell<Option<Simd>> = const { std::cell::Cell::new(None) };
+}
+
+/// The vectors this CPU offers: AVX-512 when it has AVX-512F, unless the environment
+/// variable `CONVNET_SIMD=avx2` asks for eight lanes (same results, for comparison).
+/// A kernel reads this once, on the calling thread, and hands it to its tasks.
+pub fn simd() -> Simd {
+    if let Some(s) = SIMD_OVERRIDE.with(std::cell::Cell::get) {
+        return s;
+    }
+    static DETECTED: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+    *DETECTED.get_or_init(|| {
+        let forced = std::env::var("CONVNET_SIMD").is_ok_and(|v| v.eq_ignore_ascii_case("avx2"));
+        if !forced && avx512_available() {
+            Simd::Avx512
+        } else {
+            Simd::Avx2
+        }
+    })
+}
+
+/// Runs `f` with kernels called on this thread using `s` (clamped to what the CPU
+/// has), for tests and benchmarks that compare the widths inside one process.
+pub fn with_simd<R>(s: Simd, f: impl FnOnce() -> R) -> R {
+    let s = if avx512_available() { s } else { Simd::Avx2 };
+    let old = SIMD_OVERRIDE.with(|o| o.replace(Some(s)));
+    let r = f();
+    SIMD_OVERRIDE.with(|o| o.set(old));
+    r
+}
+
+/// True when the CPU can run [`F32x16`] code (AVX-512F, x86-64 only).
+pub fn avx512_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// [`F32x16`]'s code is compiled for AVX-512 by marking the functions that use it
+/// `#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]`: the
+/// methods inline into them. Elsewhere a portable stand-in keeps the code compiling;
+/// [`simd`] never picks it.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use std::arch::x86_64::{
+        __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
+        _mm512_storeu_ps,
+    };
+
+    /// Sixteen f32 lanes. Every method is `unsafe`: only code compiled with
+    /// `#[target_feature(enable = "avx512f")]` and entered after [`super::simd`] said
+    /// [`super::Simd::Avx512`] may call them (they inline into it).
+    #[derive(Clone, Copy)]
+    pub struct F32x16(__m512);
+
+    impl F32x16 {
+        /// All lanes `+0`.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512F.
+        #[inline(always)]
+        pub unsafe fn zero() -> F32x16 {
+            F32x16(_mm512_setzero_ps())
+        }
+        /// All lanes `x`.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512F.
+        #[inline(always)]
+        pub unsafe fn splat(x: f32) -> F32x16 {
+            F32x16(_mm512_set1_ps(x))
+        }
+        /// Sixteen values from `p`.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512F; `p` addresses 16 readable floats.
+        #[inline(always)]
+        pub unsafe fn load_ptr(p: *const f32) -> F32x16 {
+            F32x16(_mm512_loadu_ps(p))
+        }
+        /// Writes the lanes to `p`.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512F; `p` addresses 16 writable floats.
+        #[inline(always)]
+        pub unsafe fn store_ptr(self, p: *mut f32) {
+            _mm512_storeu_ps(p, self.0)
+        }
+        /// `self*b + c`, rounded once, in every lane.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512F.
+        #[inline(always)]
+        pub unsafe fn mul_add(self, b: F32x16, c: F32x16) -> F32x16 {
+            F32x16(_mm512_fmadd_ps(self.0, b.0, c.0))
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod wide {
+    /// Sixteen f32 lanes (never used off x86-64; see [`super::simd`]).
+    #[derive(Clone, Copy)]
+    pub struct F32x16([f32; 16]);
+
+    impl F32x16 {
+        /// All lanes `+0`.
+        ///
+        /// # Safety
+        /// None here (the x86-64 version needs AVX-512F).
+        #[inline(always)]
+        pub unsafe fn zero() -> F32x16 {
+            F32x16([0.0; 16])
+        }
+        /// All lanes `x`.
+        ///
+        /// # Safety
+        /// None here (the x86-64 version needs AVX-512F).
+        #[inline(always)]
+        pub unsafe fn splat(x: f32) -> F32x16 {
+            F32x16([x; 16])
+        }
+        /// Sixteen values from `p`.
+        ///
+        /// # Safety
+        /// `p` addresses 16 readable floats.
+        #[inline(always)]
+        pub unsafe fn load_ptr(p: *const f32) -> F32x16 {
+            F32x16(std::ptr::read_unaligned(p as *const [f32; 16]))
+        }
+        /// Writes the lanes to `p`.
+        ///
+        /// # Safety
+        /// `p` addresses 16 writable floats.
+        #[inline(always)]
+        pub unsafe fn store_ptr(self, p: *mut f32) {
+            std::ptr::write_unaligned(p as *mut [f32; 16], self.0)
+        }
+        /// `self*b + c`, rounded once, in every lane.
+        ///
+        /// # Safety
+        /// None here (the x86-64 version needs AVX-512F).
+        #[inline(always)]
+        pub unsafe fn mul_add(self, b: F32x16, c: F32x16) -> F32x16 {
+            F32x16(std::array::from_fn(|l| self.0[l].mul_add(b.0[l], c.0[l])))
+        }
+    }
+}
+
+pub use wide::F32x16;

@@ -61,17 +61,18 @@
 //!
 //! # CPU implementation
 //! The sum runs over cases, so SIMD lanes cannot be cases of one output. Lanes are 8
-//! filters of one (colour, pixel) row instead, each lane running the identical ordered
-//! sum; a 6-row x 16-filter register block (a GEMM micro-kernel over the
-//! module-then-case dimension, with the hidActs of a few modules transposed to
-//! `[case][filter]`) and tasks of (partial-sum group, filter group, row range) spread
-//! over threads by [`crate::parallel::for_each_task`]. Results do not depend on the
-//! thread count or on the blocking.
+//! (16 with AVX-512) filters of one (colour, pixel) row instead, each lane running the
+//! identical ordered sum; a 6-row x 16-filter register block (a GEMM micro-kernel over
+//! the module-then-case dimension, with the hidActs of a few modules transposed to
+//! `[case][filter]`; with AVX-512 two such blocks at once) and tasks of (partial-sum
+//! group, filter group, row range) spread over threads by
+//! [`crate::parallel::for_each_task`]. Results do not depend on the thread count, the
+//! lane width or the blocking.
 
 // The original's conditions are written as `%` tests; we keep them that way.
 #![allow(clippy::manual_is_multiple_of)]
 
-use super::lanes::F32x8 as F8;
+use super::lanes::{self, F32x8 as F8, Simd};
 use super::{divup, require, MatShape, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
@@ -799,6 +800,7 @@ fn run(
     // Image values read for out-of-image pixels and cases past numImages.
     let zeros = vec![0f32; npad.max(1)];
     let out = SharedOut::new(targets);
+    let simd = lanes::simd();
     for_each_task(pairs * chunks, |task| {
         let (pair, chunk) = (task / chunks, task % chunks);
         let (og, fg) = (pair / g.num_groups, pair % g.num_groups);
@@ -823,13 +825,27 @@ fn run(
                 for (j, p) in ptrs.iter_mut().enumerate().take(ms) {
                     *p = row_pointers(images, &zeros, g, colour_of, fg, (rb0 + rb) * ROWS, m0 + j);
                 }
-                for fb in 0..fblocks {
-                    let a = &mut acc[(rb * fblocks + fb) * ROWS * FILTERS..][..ROWS * FILTERS];
-                    let b = &bt[fb * stage * npad * FILTERS..];
-                    // SAFETY: each pointer of `ptrs` addresses `n` readable floats (an
-                    // image row or `zeros`), `zeros` has `npad`, and `b` holds `ms`
-                    // modules of `npad` cases of 16 filters.
-                    unsafe { block_sum(a, &ptrs[..ms], zeros.as_ptr(), b, n, npad) };
+                let a = &mut acc[rb * fblocks * ROWS * FILTERS..][..fblocks * ROWS * FILTERS];
+                let (p, z) = (&ptrs[..ms], zeros.as_ptr());
+                // SAFETY (both arms): each pointer of `ptrs` addresses `n` readable floats
+                // (an image row or `zeros`), `zeros` has `npad`, and each filter block of
+                // `bt` holds `ms` modules of `npad` cases of 16 filters; `simd()` said
+                // whether the CPU has AVX-512F.
+                match simd {
+                    Simd::Avx2 => {
+                        for (fb, a) in a.chunks_exact_mut(ROWS * FILTERS).enumerate() {
+                            let b = &bt[fb * stage * npad * FILTERS..];
+                            unsafe { block_sum(a, p, z, b, n, npad) };
+                        }
+                    }
+                    Simd::Avx512 => {
+                        // Two filter blocks at once: 6 rows x 2 vectors of 16 lanes.
+                        for (i, a) in a.chunks_mut(2 * ROWS * FILTERS).enumerate() {
+                            let b = &bt[2 * i * stage * npad * FILTERS..];
+                            let next = stage * npad * FILTERS;
+                            unsafe { block_sum_wide(a, p, z, b, next, n, npad) };
+                        }
+                    }
                 }
             }
             m0 += ms;
@@ -988,6 +1004,82 @@ unsafe fn block_sum(
         cr[0].store_ptr(acc.as_mut_ptr().add(r * FILTERS));
         cr[1].store_ptr(acc.as_mut_ptr().add(r * FILTERS + 8));
     }
+}
+
+/// [`block_sum`] with sixteen lanes, for one or two filter blocks (`acc` holds one or
+/// two 6 x 16 blocks; the second block's hidActs start `next` floats after `b`): 6 rows
+/// x 2 AVX-512 vectors of accumulators.
+///
+/// # Safety
+/// The CPU has AVX-512F; as [`block_sum`], for each block.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+unsafe fn block_sum_wide(
+    acc: &mut [f32],
+    ptrs: &[[*const f32; ROWS]],
+    zeros: *const f32,
+    b: &[f32],
+    next: usize,
+    n: usize,
+    npad: usize,
+) {
+    use super::lanes::F32x16 as F16;
+    let blocks = acc.len() / (ROWS * FILTERS);
+    assert!((1..=2).contains(&blocks) && acc.len() == blocks * ROWS * FILTERS);
+    assert!(b.len() >= (blocks - 1) * next + ptrs.len() * npad * FILTERS);
+    let mut c = [[F16::zero(); 2]; ROWS];
+    for (r, cr) in c.iter_mut().enumerate() {
+        for (k, v) in cr.iter_mut().enumerate().take(blocks) {
+            *v = F16::load_ptr(acc.as_ptr().add((k * ROWS + r) * FILTERS));
+        }
+    }
+    let bp = [b.as_ptr(), b.as_ptr().add((blocks - 1) * next)];
+    for (j, p) in ptrs.iter().enumerate() {
+        let bj = bp.map(|q| q.add(j * npad * FILTERS));
+        if blocks == 2 {
+            micro_wide::<2>(&mut c, p, bj, n);
+        } else {
+            micro_wide::<1>(&mut c, p, bj, n);
+        }
+        if npad > n {
+            let bz = bj.map(|q| q.add(n * FILTERS));
+            if blocks == 2 {
+                micro_wide::<2>(&mut c, &[zeros; ROWS], bz, npad - n);
+            } else {
+                micro_wide::<1>(&mut c, &[zeros; ROWS], bz, npad - n);
+            }
+        }
+    }
+    for (r, cr) in c.iter().enumerate() {
+        for (k, v) in cr.iter().enumerate().take(blocks) {
+            v.store_ptr(acc.as_mut_ptr().add((k * ROWS + r) * FILTERS));
+        }
+    }
+}
+
+/// [`micro`] with sixteen lanes over `P` filter blocks: `acc[r][p] = fma(a[r][k],
+/// b[p][k], acc[r][p])`.
+///
+/// # Safety
+/// The CPU has AVX-512F; `a[r]` addresses `len` floats, each `b[p]` `16*len`.
+#[inline(always)]
+unsafe fn micro_wide<const P: usize>(
+    c: &mut [[super::lanes::F32x16; 2]; ROWS],
+    a: &[*const f32; ROWS],
+    b: [*const f32; 2],
+    len: usize,
+) {
+    use super::lanes::F32x16 as F16;
+    let mut acc = *c;
+    for k in 0..len {
+        let bv: [F16; P] = std::array::from_fn(|p| F16::load_ptr(b[p].add(k * FILTERS)));
+        for r in 0..ROWS {
+            let x = F16::splat(*a[r].add(k));
+            for p in 0..P {
+                acc[r][p] = x.mul_add(bv[p], acc[r][p]);
+            }
+        }
+    }
+    *c = acc;
 }
 
 /// The register block: for each case `k < len`, `acc[r][v] = fma(a[r][k], b[k][v], acc[r][v])`.

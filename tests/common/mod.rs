@@ -125,14 +125,21 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
     }
 }
 
-/// Runs `f` with 1 and with 2 worker threads and asserts identical bits; returns the
-/// output.
-pub fn same_bits_any_threads(what: &str, f: impl Fn() -> Vec<f32>) -> Vec<f32> {
+/// Runs `f` with 1 and with 2 worker threads, and, where the CPU has AVX-512, once more
+/// with the kernels on 8-lane vectors, and asserts identical bits; returns the output.
+pub fn same_bits_any_threads_or_lanes(what: &str, f: impl Fn() -> Vec<f32>) -> Vec<f32> {
+    use convnet::cudaconv2::lanes::{avx512_available, with_simd, Simd};
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
     let one = convnet::parallel::with_threads(1, &f);
     let two = convnet::parallel::with_threads(2, &f);
-    let a: Vec<u32> = one.iter().map(|x| x.to_bits()).collect();
-    let b: Vec<u32> = two.iter().map(|x| x.to_bits()).collect();
-    assert!(a == b, "{what}: 1 and 2 threads differ");
+    assert!(bits(&one) == bits(&two), "{what}: 1 and 2 threads differ");
+    if avx512_available() {
+        let narrow = with_simd(Simd::Avx2, &f);
+        assert!(
+            bits(&one) == bits(&narrow),
+            "{what}: 16-lane and 8-lane vectors differ"
+        );
+    }
     one
 }
 
