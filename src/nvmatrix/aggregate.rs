@@ -232,13 +232,13 @@ fn halving_tree<A: Aggregator>(v: &mut [f32], agg: A) -> f32 {
 /// `kAggRows_wholerow_nosync` (256 threads) for one row.
 fn wholerow_nosync<A: Aggregator>(row: &[f32], agg: A) -> f32 {
     const THREADS: usize = 256;
-    let mut part = [0f32; THREADS];
-    for (t, p) in part.iter_mut().enumerate() {
-        let mut r = agg.base();
-        for x in (t..row.len()).step_by(THREADS) {
-            r = agg.agg(r, row[x]);
+    // Thread t folds row[t], row[t + 256], ... in order; walking the row a block of 256
+    // at a time keeps every thread's order and reads memory in sequence.
+    let mut part = [agg.base(); THREADS];
+    for block in row.chunks(THREADS) {
+        for (p, &x) in part.iter_mut().zip(block) {
+            *p = agg.agg(*p, x);
         }
-        *p = r;
     }
     let mut warps = [0f32; THREADS / 32];
     for (w, out) in warps.iter_mut().enumerate() {
