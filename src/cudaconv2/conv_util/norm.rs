@@ -69,6 +69,7 @@
 //! bytes; with it at 6-9x and 2.3-4x (one thread, release build).
 
 use super::{same_dims, shape_of};
+use crate::cudaconv2::lanes;
 use crate::cudaconv2::{require, MatShape, ShapeError};
 use crate::nvmatrix::intrinsics::fdividef;
 use crate::nvmatrix::NvMatrix;
@@ -313,6 +314,7 @@ fn forward_finish<'a>(
     pow_scale: f32,
     min_div: f32,
 ) -> impl Fn(usize, usize, &[f32]) + Sync + 'a {
+    let simd = lanes::simd();
     move |row, c0, acc| {
         let at = row * n + c0;
         let len = acc.len();
@@ -321,7 +323,7 @@ fn forward_finish<'a>(
         for (d, &a) in den.iter_mut().zip(acc) {
             *d = add_scale.mul_add(a, min_div);
         }
-        fast_pow::powf_slice(den, -pow_scale, tgt);
+        fast_pow::powf_slice(den, -pow_scale, tgt, simd);
         for (t, &x) in tgt.iter_mut().zip(&images[at..at + len]) {
             *t *= x;
         }
@@ -728,6 +730,7 @@ fn undo_finish<'a>(
     pow_scale: f32,
     mode: UndoWrite,
 ) -> impl Fn(usize, usize, &[f32]) + Sync + 'a {
+    let simd = lanes::simd();
     move |row, c0, acc| {
         let at = row * n + c0;
         let len = acc.len();
@@ -735,7 +738,7 @@ fn undo_finish<'a>(
         let tgt = unsafe { target.slice(at, len) };
         let mut pw = [0f32; CHUNK];
         let pw = &mut pw[..len];
-        fast_pow::powf_slice(&denoms[at..at + len], -pow_scale, pw);
+        fast_pow::powf_slice(&denoms[at..at + len], -pow_scale, pw, simd);
         let (og, inp) = (&out_grads[at..at + len], &inputs[at..at + len]);
         match mode {
             UndoWrite::Overwrite => {
@@ -1217,6 +1220,7 @@ pub(crate) fn local_weights_checks(
 /// normal f32 in `[-127, 127]` (`ex2`) by the ignored test `exhaustive_against_libm`
 /// (all equal; 2^-10 of the lanes fall back), and on a sample in the ordinary tests.
 mod fast_pow {
+    use crate::cudaconv2::lanes::Simd;
     use crate::nvmatrix::intrinsics;
 
     const LANES: usize = 16;
@@ -1295,8 +1299,26 @@ mod fast_pow {
     }
 
     /// `out[i] = intrinsics::powf(x[i], y)`, `LANES` at a time (a short tail is
-    /// padded with ones).
-    pub(super) fn powf_slice(x: &[f32], y: f32, out: &mut [f32]) {
+    /// padded with ones); with AVX-512 the same code compiled for its wider vectors.
+    pub(super) fn powf_slice(x: &[f32], y: f32, out: &mut [f32], simd: Simd) {
+        match simd {
+            Simd::Avx2 => powf_slice_in(x, y, out),
+            // SAFETY: `simd()` said the CPU has AVX-512F.
+            Simd::Avx512 => unsafe { powf_slice_wide(x, y, out) },
+        }
+    }
+
+    /// [`powf_slice_in`] compiled for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+    unsafe fn powf_slice_wide(x: &[f32], y: f32, out: &mut [f32]) {
+        powf_slice_in(x, y, out)
+    }
+
+    #[inline(always)]
+    fn powf_slice_in(x: &[f32], y: f32, out: &mut [f32]) {
         let mut xs = x.chunks_exact(LANES);
         let mut os = out.chunks_exact_mut(LANES);
         for (xc, oc) in (&mut xs).zip(&mut os) {
@@ -1342,6 +1364,7 @@ mod fast_pow {
 mod tests {
     use super::fast_pow::{ex2_lane, lg2_lane, powf_slice};
     use super::*;
+    use crate::cudaconv2::lanes::{avx512_available, Simd};
     use crate::nvmatrix::intrinsics::{self, ex2_approx, lg2_approx};
 
     #[test]
@@ -1364,7 +1387,13 @@ mod tests {
         xs.extend((0..100_000).map(|_| g.uniform(1.0, 4.0)));
         for &y in &[-0.75f32, 0.75, -1.0, 3.5, -40.0] {
             let mut out = vec![0f32; xs.len()];
-            powf_slice(&xs, y, &mut out);
+            let mut wide = vec![0f32; xs.len()];
+            powf_slice(&xs, y, &mut out, Simd::Avx2);
+            if avx512_available() {
+                powf_slice(&xs, y, &mut wide, Simd::Avx512);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert!(bits(&out) == bits(&wide), "8 and 16 lanes differ (y = {y})");
+            }
             for (&x, &o) in xs.iter().zip(&out) {
                 let want = intrinsics::powf(x, y);
                 // A NaN's sign and payload are not part of the result: the GPU returns
