@@ -1041,10 +1041,11 @@ fn image_blocks(num_images: usize, simd: Simd) -> Vec<ImageBlock> {
 
 /// True when a written accumulator (of the first `width` images) is `-0`.
 fn has_negative_zero(acc: &Tile, width: usize) -> bool {
-    acc.iter().any(|a| {
+    // Branch-free, so that it vectorises.
+    acc.iter().fold(false, |found, a| {
         a.as_flattened()[..width]
             .iter()
-            .any(|x| x.to_bits() == 0x8000_0000)
+            .fold(found, |found, x| found | (x.to_bits() == 0x8000_0000))
     })
 }
 

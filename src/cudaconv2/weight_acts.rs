@@ -62,7 +62,7 @@
 //! # CPU implementation
 //! The sum runs over cases, so SIMD lanes cannot be cases of one output. Lanes are 8
 //! (16 with AVX-512) filters of one (colour, pixel) row instead, each lane running the
-//! identical ordered sum; a 6-row x 16-filter register block (a GEMM micro-kernel over
+//! identical ordered sum; a 12-row x 16-filter register block (a GEMM micro-kernel over
 //! the module-then-case dimension, with the hidActs of a few modules transposed to
 //! `[case][filter]`; with AVX-512 two such blocks at once) and tasks of (partial-sum
 //! group, filter group, row range) spread over threads by
@@ -766,7 +766,9 @@ pub(crate) struct Geometry {
 }
 
 /// Rows (filter colour, filter pixel) per register block.
-const ROWS: usize = 6;
+const ROWS: usize = 12;
+/// Rows per 8-lane register block: [`block_sum`] runs a block's rows in two halves.
+const HALF: usize = ROWS / 2;
 /// Filters per register block (two 8-lane vectors); every group has a multiple of 16.
 const FILTERS: usize = 16;
 /// Target size, in floats, of one task's transposed hidActs (modules x cases x
@@ -839,7 +841,7 @@ fn run(
                         }
                     }
                     Simd::Avx512 => {
-                        // Two filter blocks at once: 6 rows x 2 vectors of 16 lanes.
+                        // Two filter blocks at once: 12 rows x 2 vectors of 16 lanes.
                         for (i, a) in a.chunks_mut(2 * ROWS * FILTERS).enumerate() {
                             let b = &bt[2 * i * stage * npad * FILTERS..];
                             let next = stage * npad * FILTERS;
@@ -939,7 +941,7 @@ fn stage_hid(
     }
 }
 
-/// The image rows (cases contiguous) of rows `row0..row0+6` of filter group `fg` at
+/// The image rows (cases contiguous) of rows `row0..row0+12` of filter group `fg` at
 /// module `m`; `zeros` for pixels outside the image and rows past the last.
 #[allow(clippy::too_many_arguments)]
 fn row_pointers(
@@ -973,8 +975,9 @@ fn row_pointers(
     p
 }
 
-/// Adds the staged modules' terms to one 6 x 16 block of accumulators (`acc`, row-major):
-/// per module, cases `0..n` from the image rows, then cases `n..npad` with image 0.
+/// Adds the staged modules' terms to one 12 x 16 block of accumulators (`acc`,
+/// row-major), 6 rows at a time: per module, cases `0..n` from the image rows, then
+/// cases `n..npad` with image 0.
 ///
 /// # Safety
 /// Each pointer of `ptrs` must address `n` floats, `zeros` `npad` floats, and `b`
@@ -988,27 +991,30 @@ unsafe fn block_sum(
     npad: usize,
 ) {
     assert!(acc.len() == ROWS * FILTERS && b.len() >= ptrs.len() * npad * FILTERS);
-    let mut c = [[F8::zero(); 2]; ROWS];
-    for (r, cr) in c.iter_mut().enumerate() {
-        cr[0] = F8::load_ptr(acc.as_ptr().add(r * FILTERS));
-        cr[1] = F8::load_ptr(acc.as_ptr().add(r * FILTERS + 8));
-    }
-    for (j, p) in ptrs.iter().enumerate() {
-        let bj = b.as_ptr().add(j * npad * FILTERS);
-        micro(&mut c, p, bj, n);
-        if npad > n {
-            micro(&mut c, &[zeros; ROWS], bj.add(n * FILTERS), npad - n);
+    for h in [0, HALF] {
+        let at = |r: usize| (h + r) * FILTERS;
+        let mut c = [[F8::zero(); 2]; HALF];
+        for (r, cr) in c.iter_mut().enumerate() {
+            cr[0] = F8::load_ptr(acc.as_ptr().add(at(r)));
+            cr[1] = F8::load_ptr(acc.as_ptr().add(at(r) + 8));
         }
-    }
-    for (r, cr) in c.iter().enumerate() {
-        cr[0].store_ptr(acc.as_mut_ptr().add(r * FILTERS));
-        cr[1].store_ptr(acc.as_mut_ptr().add(r * FILTERS + 8));
+        for (j, p) in ptrs.iter().enumerate() {
+            let bj = b.as_ptr().add(j * npad * FILTERS);
+            micro(&mut c, p[h..h + HALF].try_into().unwrap(), bj, n);
+            if npad > n {
+                micro(&mut c, &[zeros; HALF], bj.add(n * FILTERS), npad - n);
+            }
+        }
+        for (r, cr) in c.iter().enumerate() {
+            cr[0].store_ptr(acc.as_mut_ptr().add(at(r)));
+            cr[1].store_ptr(acc.as_mut_ptr().add(at(r) + 8));
+        }
     }
 }
 
 /// [`block_sum`] with sixteen lanes, for one or two filter blocks (`acc` holds one or
-/// two 6 x 16 blocks; the second block's hidActs start `next` floats after `b`): 6 rows
-/// x 2 AVX-512 vectors of accumulators.
+/// two 12 x 16 blocks; the second block's hidActs start `next` floats after `b`): all
+/// 12 rows x 2 AVX-512 vectors of accumulators at once.
 ///
 /// # Safety
 /// The CPU has AVX-512F; as [`block_sum`], for each block.
@@ -1087,12 +1093,12 @@ unsafe fn micro_wide<const P: usize>(
 /// # Safety
 /// `a[r]` must address `len` floats, `b` `16*len` floats.
 #[inline(always)]
-unsafe fn micro(c: &mut [[F8; 2]; ROWS], a: &[*const f32; ROWS], b: *const f32, len: usize) {
+unsafe fn micro(c: &mut [[F8; 2]; HALF], a: &[*const f32; HALF], b: *const f32, len: usize) {
     let mut acc = *c;
     for k in 0..len {
         let b0 = F8::load_ptr(b.add(k * FILTERS));
         let b1 = F8::load_ptr(b.add(k * FILTERS + 8));
-        for r in 0..ROWS {
+        for r in 0..HALF {
             let x = F8::splat(*a[r].add(k));
             acc[r][0] = x.mul_add(b0, acc[r][0]);
             acc[r][1] = x.mul_add(b1, acc[r][1]);
