@@ -60,7 +60,8 @@
 //! Images are the innermost dimension: each output row's images are processed in
 //! chunks of `CHUNK` lanes that all run the identical sequence, so LLVM vectorises
 //! the window sums; `__powf` runs sixteen lanes at a time through a vectorised
-//! evaluation that is bit-identical to [`crate::nvmatrix::intrinsics::powf`] (see `fast_pow`).
+//! evaluation that is bit-identical to [`crate::nvmatrix::intrinsics::powf`] (see `fast_pow`),
+//! compiled for AVX-512 too and taken where [`lanes::simd`] says so.
 //! Threads take output rows ([`for_each_task`]): same-map kernels one `(filter,
 //! image row)` each, cross-map kernels a run of pixels (all filters) each.
 //! The bit-exact `__powf` (two correctly rounded transcendental evaluations per
