@@ -80,7 +80,7 @@ fn nets_train_to_the_cpu_bits_on_every_backend() {
         let cpu = train(&net, dims, vec![Device::Cpu]);
         for b in backends() {
             let (what, exact) = (b.name(), b.emulated());
-            let got = train(&net, dims, vec![Device::Gpu(b)]);
+            let got = train(&net, dims, vec![Device::gpu(b)]);
             assert_within_tier(name, &what, exact, &got, &cpu);
         }
     }
@@ -106,8 +106,21 @@ fn assert_within_tier(name: &str, what: &str, exact: bool, got: &[Vec<f32>], cpu
     eprintln!("{name}: {what} gives the CPU's weights");
 }
 
-/// A backend that counts its kernel launches and its products.
-struct Counted(Box<dyn Backend>, Rc<Cell<usize>>, Rc<Cell<usize>>);
+/// What a [`Counted`] backend counts.
+#[derive(Clone, Default)]
+struct Counts {
+    launches: Rc<Cell<usize>>,
+    gemms: Rc<Cell<usize>>,
+    /// Words copied to the device.
+    words_in: Rc<Cell<usize>>,
+}
+
+/// A backend that counts its kernel launches, its products and its uploads.
+struct Counted(Box<dyn Backend>, Counts);
+
+fn bump(c: &Cell<usize>, by: usize) {
+    c.set(c.get() + by);
+}
 
 impl Backend for Counted {
     fn name(&self) -> String {
@@ -117,21 +130,63 @@ impl Backend for Counted {
         self.0.alloc(len)
     }
     fn write_words(&self, dst: &DevBuf, offset: usize, src: &[u32]) -> Result<(), GpuError> {
+        bump(&self.1.words_in, src.len());
         self.0.write_words(dst, offset, src)
     }
     fn read_words(&self, src: &DevBuf, offset: usize, dst: &mut [u32]) -> Result<(), GpuError> {
         self.0.read_words(src, offset, dst)
     }
     fn launch(&self, name: &str, grid: u32, block: u32, params: &[Param]) -> Result<(), GpuError> {
-        self.1.set(self.1.get() + 1);
+        bump(&self.1.launches, 1);
         self.0.launch(name, grid, block, params)
     }
     fn gemm(&self, g: &Gemm, a: &DevBuf, b: &DevBuf, c: &DevBuf) -> Result<(), GpuError> {
-        self.2.set(self.2.get() + 1);
+        bump(&self.1.gemms, 1);
         self.0.gemm(g, a, b, c)
     }
     fn emulated(&self) -> bool {
         self.0.emulated()
+    }
+}
+
+/// The device keeps what it uploaded and what its kernels wrote: an unchanged operand
+/// is uploaded once, a kernel's output is the next kernel's operand without an upload,
+/// and a write on the host makes the next use upload again.
+#[test]
+fn unchanged_operands_are_uploaded_once() {
+    use convnet::cuda::launch::nvmatrix::scale;
+    use convnet::nvmatrix::NvMatrix;
+    for b in backends() {
+        let counts = Counts::default();
+        let dev = Device::gpu(Box::new(Counted(b, counts.clone())));
+        let double = |src: &NvMatrix, dst: &mut NvMatrix| {
+            dev.run(
+                &[src],
+                &mut [dst],
+                &[(4, 8)],
+                &[false],
+                |_| unreachable!("a GPU device"),
+                |b, i, o| scale(b, i[0], 2.0, o[0]),
+            )
+            .unwrap()
+        };
+        let mut x = NvMatrix::from_vec(4, 8, false, (0..32).map(|i| i as f32).collect());
+        let (mut y, mut z) = (NvMatrix::default(), NvMatrix::default());
+        double(&x, &mut y);
+        assert_eq!(counts.words_in.get(), 32, "x uploaded");
+        double(&x, &mut y);
+        assert_eq!(counts.words_in.get(), 32, "x unchanged: no upload");
+        double(&y, &mut z);
+        assert_eq!(counts.words_in.get(), 32, "y is the device's own output");
+        assert_eq!(z.get(3, 7), 4.0 * 31.0);
+        x.data_mut()[31] = 100.0;
+        double(&x, &mut y);
+        assert_eq!(
+            counts.words_in.get(),
+            64,
+            "x written on the host: uploaded again"
+        );
+        assert_eq!(y.get(3, 7), 200.0);
     }
 }
 
@@ -151,14 +206,14 @@ fn two_towers_run_each_on_its_own_device() {
         let [first, second] = [backends(), backends()];
         for (a, b) in first.into_iter().zip(second) {
             let (what, exact) = (b.name(), b.emulated());
-            let counts = [0, 1, 2, 3].map(|_| Rc::new(Cell::new(0)));
+            let counts = [Counts::default(), Counts::default()];
             let devices = vec![
-                Device::Gpu(Box::new(Counted(a, counts[0].clone(), counts[1].clone()))),
-                Device::Gpu(Box::new(Counted(b, counts[2].clone(), counts[3].clone()))),
+                Device::gpu(Box::new(Counted(a, counts[0].clone()))),
+                Device::gpu(Box::new(Counted(b, counts[1].clone()))),
             ];
             let got = train(&net, 192, devices);
             assert_within_tier(def, &what, exact, &got, &cpu);
-            let [l0, g0, l1, g1] = counts.map(|c| c.get());
+            let [(l0, g0), (l1, g1)] = counts.map(|c| (c.launches.get(), c.gemms.get()));
             assert!(
                 l0 > 0 && l1 > 0,
                 "{def}: kernel launches per tower: {l0}, {l1}"
@@ -170,7 +225,7 @@ fn two_towers_run_each_on_its_own_device() {
         }
         for b in backends() {
             let (what, exact) = (b.name(), b.emulated());
-            let got = train(&net, 192, vec![Device::Cpu, Device::Gpu(b)]);
+            let got = train(&net, 192, vec![Device::Cpu, Device::gpu(b)]);
             assert_within_tier(
                 &format!("{def} (tower 0 on the CPU)"),
                 &what,

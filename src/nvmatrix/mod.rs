@@ -41,12 +41,28 @@ pub enum Storage {
 
 /// The NVMatrix of the originals: `rows x cols` single-precision values in row-major
 /// (`trans == false`) or column-major (`trans == true`) order.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct NvMatrix {
     rows: usize,
     cols: usize,
     trans: bool,
     storage: Storage,
+    /// Names the elements' current values (see [`NvMatrix::stamp`]).
+    stamp: u64,
+}
+
+/// Equal shapes, orientations and elements (the stamps are not compared).
+impl PartialEq for NvMatrix {
+    fn eq(&self, other: &NvMatrix) -> bool {
+        (self.rows, self.cols, self.trans) == (other.rows, other.cols, other.trans)
+            && self.storage == other.storage
+    }
+}
+
+/// A stamp no matrix has had before.
+fn fresh_stamp() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Default for NvMatrix {
@@ -64,6 +80,7 @@ impl NvMatrix {
             cols,
             trans,
             storage: Storage::Host(vec![0.0; rows * cols]),
+            stamp: fresh_stamp(),
         }
     }
 
@@ -80,6 +97,7 @@ impl NvMatrix {
             cols,
             trans,
             storage: Storage::Host(data),
+            stamp: fresh_stamp(),
         }
     }
 
@@ -127,11 +145,20 @@ impl NvMatrix {
             Storage::Host(v) => v,
         }
     }
-    /// The elements in memory order, writable.
+    /// The elements in memory order, writable (the matrix takes a new stamp).
     pub fn data_mut(&mut self) -> &mut [f32] {
+        self.stamp = fresh_stamp();
         match &mut self.storage {
             Storage::Host(v) => v,
         }
+    }
+    /// Names the elements' current values (in memory order): every write through
+    /// [`NvMatrix::data_mut`] or reallocation gives the matrix a stamp no matrix had
+    /// before, and a clone keeps its original's, so two matrices with the same stamp
+    /// hold the same elements. A GPU [`crate::net::device::Device`] keeps device copies
+    /// by stamp, so an unchanged matrix is uploaded once.
+    pub fn stamp(&self) -> u64 {
+        self.stamp
     }
     /// Takes the elements out (memory order), leaving an empty matrix.
     pub fn into_vec(self) -> Vec<f32> {
@@ -163,6 +190,7 @@ impl NvMatrix {
     pub fn resize(&mut self, rows: usize, cols: usize) {
         if rows * cols != self.len() {
             self.storage = Storage::Host(vec![0.0; rows * cols]);
+            self.stamp = fresh_stamp();
         }
         self.rows = rows;
         self.cols = cols;
