@@ -921,21 +921,28 @@ fn stage_hid(
 ) {
     let n = g.num_images;
     let per_group = g.num_filters / g.num_groups;
-    for fl in 0..per_group {
-        let f = fg * per_group + fl;
-        let (fb, lane) = (fl / FILTERS, fl % FILTERS);
+    for fb in 0..per_group / FILTERS {
         for j in 0..ms {
-            let src = &hid[(f * g.num_modules + m0 + j) * n..][..n];
-            let dst = &mut bt[(fb * stage + j) * npad * FILTERS + lane..];
-            for (c, &v) in src.iter().enumerate() {
-                dst[c * FILTERS] = v;
+            let src: [&[f32]; FILTERS] = std::array::from_fn(|lane| {
+                let f = fg * per_group + fb * FILTERS + lane;
+                &hid[(f * g.num_modules + m0 + j) * n..][..n]
+            });
+            let dst = &mut bt[(fb * stage + j) * npad * FILTERS..][..npad * FILTERS];
+            // Each case's 16 filters in turn: the writes run through `dst` in order.
+            let (cases, pad) = dst.split_at_mut(n * FILTERS);
+            for (c, d) in cases.chunks_exact_mut(FILTERS).enumerate() {
+                for (v, s) in d.iter_mut().zip(&src) {
+                    *v = s[c];
+                }
             }
-            for c in n..npad {
-                dst[c * FILTERS] = if n > PRELOAD_CASES {
-                    src[c - PRELOAD_CASES]
-                } else {
-                    0.0
-                };
+            for (c, d) in (n..).zip(pad.chunks_exact_mut(FILTERS)) {
+                for (v, s) in d.iter_mut().zip(&src) {
+                    *v = if n > PRELOAD_CASES {
+                        s[c - PRELOAD_CASES]
+                    } else {
+                        0.0
+                    };
+                }
             }
         }
     }
