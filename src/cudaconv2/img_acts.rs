@@ -38,12 +38,13 @@
 //! (in the original layouts consecutive filters of one module are `numModules*numImages`
 //! floats apart). The copies live in buffers kept by the calling thread between calls.
 //! Tasks are (block of 16 images, pixel, up to 16 blocks of up to 4 colours of one
-//! group, 8 with AVX-512), in that order so that one image block's hidActs around the
-//! current pixel row stay in L2. A task walks the pixel's modules a few at a time (row
-//! by row, columns ascending); for each colour block it runs those modules' filters with
-//! 4 (8) colours x 16 images of accumulators in registers, the 16 images being SIMD lanes that all run the
-//! same operation sequence. Every output element is computed entirely inside one task,
-//! in the order above, so the bits do not depend on the thread count, the lane width or
+//! group; with AVX-512 blocks of 32 images and of up to 8 colours), in that order so
+//! that one image block's hidActs around the current pixel row stay in L2. A task walks
+//! the pixel's modules a few at a time (row by row, columns ascending); for each colour
+//! block it runs those modules' filters with 4 colours x 16 images (8 x 32) of
+//! accumulators in registers, the images being SIMD lanes that all run the same
+//! operation sequence. Every output element is computed entirely inside one task, in
+//! the order above, so the bits do not depend on the thread count, the lane width or
 //! the blocking.
 
 // The host code's divisibility tests keep the original's `a % b == 0` form.
@@ -54,8 +55,18 @@ use super::{divup, require, MatShape, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
 
-/// Images per task: the SIMD lanes (two AVX vectors, or one AVX-512 vector).
+/// Images per task with eight-lane vectors (two of them).
 const LANES: usize = 16;
+/// Images per task with AVX-512 (two vectors of sixteen); the accumulators' width.
+const MAX_LANES: usize = 32;
+
+/// Images per task with these vectors.
+fn block_lanes(simd: Simd) -> usize {
+    match simd {
+        Simd::Avx2 => LANES,
+        Simd::Avx512 => MAX_LANES,
+    }
+}
 /// Most colours per colour block: the register block is 4 colours x 2 vectors of 8
 /// images (8 accumulators; with 6 colours LLVM hoists the broadcasts and spills), or
 /// with AVX-512 8 colours x 1 vector of 16.
@@ -898,10 +909,11 @@ fn run(
     if d.num_images == 0 || d.img_pixels == 0 || jobs.is_empty() {
         return;
     }
-    let blocks = divup(d.num_images, LANES);
+    let lanes = block_lanes(simd);
+    let blocks = divup(d.num_images, lanes);
     PACKED.with(|cell| {
         let (packed, packed_filters) = &mut *cell.borrow_mut();
-        pack_hid_acts(hid, d, blocks, packed);
+        pack_hid_acts(hid, d, lanes, packed);
         pack_filters(filters, d, color_block(simd), packed_filters);
         let sh = Shared {
             packed,
@@ -976,10 +988,11 @@ fn pack_filters(filters: &[f32], d: &Dims, max: usize, packed: &mut Vec<f32>) {
 }
 
 /// `hidActs (numFilters, numModules, numImages)` copied to `[module][image block][filter]
-/// [LANES]` in `packed` (every element written; images past `numImages` are zero and
+/// [lanes]` in `packed` (every element written; images past `numImages` are zero and
 /// their results are never written).
-fn pack_hid_acts(hid: &[f32], d: &Dims, blocks: usize, packed: &mut Vec<f32>) {
-    let per_module = blocks * d.num_filters * LANES;
+fn pack_hid_acts(hid: &[f32], d: &Dims, lanes: usize, packed: &mut Vec<f32>) {
+    let blocks = divup(d.num_images, lanes);
+    let per_module = blocks * d.num_filters * lanes;
     let len = d.num_modules * per_module;
     if packed.len() < len {
         *packed = vec![0f32; len];
@@ -991,21 +1004,22 @@ fn pack_hid_acts(hid: &[f32], d: &Dims, blocks: usize, packed: &mut Vec<f32>) {
         for f in 0..d.num_filters {
             let row = &hid[(f * d.num_modules + m) * d.num_images..][..d.num_images];
             for nb in 0..blocks {
-                let src = &row[nb * LANES..row.len().min((nb + 1) * LANES)];
-                let lanes = &mut dst[(nb * d.num_filters + f) * LANES..][..LANES];
-                lanes[..src.len()].copy_from_slice(src);
-                lanes[src.len()..].fill(0.0);
+                let src = &row[nb * lanes..row.len().min((nb + 1) * lanes)];
+                let block = &mut dst[(nb * d.num_filters + f) * lanes..][..lanes];
+                block[..src.len()].copy_from_slice(src);
+                block[src.len()..].fill(0.0);
             }
         }
     });
 }
 
-/// One task: the colour blocks `jobs` at pixel `(y, x)` for images `nb*LANES ..`. The
+/// One task: the colour blocks `jobs` at pixel `(y, x)` for images `nb*lanes ..`. The
 /// modules are the outer loop (each module's hidActs stay in L1 while every colour block
 /// uses them); each output still sees its modules, then its filters, in ascending order.
 fn pixel_task(sh: &Shared, jobs: &[ColorJob], y: usize, x: usize, nb: usize) {
     let d = sh.d;
-    let blocks = divup(d.num_images, LANES);
+    let lanes = block_lanes(sh.simd);
+    let blocks = divup(d.num_images, lanes);
     let nf = d.filters_per_group;
     let (my0, my1) = module_range(y, d.padding_start, d.filter_size, d.stride, d.modules_y);
     let (mx0, mx1) = module_range(x, d.padding_start, d.filter_size, d.stride, d.modules_x);
@@ -1015,12 +1029,12 @@ fn pixel_task(sh: &Shared, jobs: &[ColorJob], y: usize, x: usize, nb: usize) {
             *v = q.visits(job.slice, y, x);
         }
     }
-    let mut acc = [[[0f32; LANES]; COLOR_BLOCK]; JOBS_PER_TASK];
+    let mut acc = [[[0f32; MAX_LANES]; COLOR_BLOCK]; JOBS_PER_TASK];
     // A few modules of one row at a time: each colour block runs over them with its
     // accumulators in registers, and their hidActs (about 16 KiB) stay in L1 for the
     // next colour block.
     const ROW: usize = 8;
-    let row = (16384 / (nf * LANES * 4)).clamp(1, ROW);
+    let row = (16384 / (nf * lanes * 4)).clamp(1, ROW);
     let mut h_at = [0usize; ROW];
     let mut w_at = [0usize; ROW];
     for my in my0..my1 {
@@ -1035,14 +1049,14 @@ fn pixel_task(sh: &Shared, jobs: &[ColorJob], y: usize, x: usize, nb: usize) {
                 *w = (module * d.filter_pixels + py * d.filter_size + px)
                     * d.num_filters
                     * d.num_filter_colors;
-                *h = (m * blocks + nb) * d.num_filters * LANES;
+                *h = (m * blocks + nb) * d.num_filters * lanes;
             }
             mx += k;
             for (j, job) in jobs.iter().enumerate() {
                 if !visit[j] {
                     continue;
                 }
-                let h_job = job.group * nf * LANES;
+                let h_job = job.group * nf * lanes;
                 let w_job = (job.group * d.num_filter_colors + job.fc0) * nf;
                 let modules = (&h_at[..k], h_job, &w_at[..k], w_job);
                 let (a, h, w) = (&mut acc[j], sh.packed, sh.packed_filters);
@@ -1070,8 +1084,8 @@ fn pixel_task(sh: &Shared, jobs: &[ColorJob], y: usize, x: usize, nb: usize) {
             }
         }
     }
-    let n0 = nb * LANES;
-    let valid = LANES.min(d.num_images - n0);
+    let n0 = nb * lanes;
+    let valid = lanes.min(d.num_images - n0);
     for (j, job) in jobs.iter().enumerate() {
         if !visit[j] {
             continue;
@@ -1121,7 +1135,7 @@ fn module_range(
 /// w_job..]`: the inner loop, on the first `C` colours of `acc`.
 #[inline(always)]
 fn accumulate<const C: usize>(
-    acc: &mut [[f32; LANES]; COLOR_BLOCK],
+    acc: &mut [[f32; MAX_LANES]; COLOR_BLOCK],
     packed: &[f32],
     filters: &[f32],
     (h_at, h_job, w_at, w_job): (&[usize], usize, &[usize], usize),
@@ -1158,33 +1172,43 @@ fn accumulate<const C: usize>(
     }
 }
 
-/// [`accumulate`] with sixteen lanes: one AVX-512 vector of images per colour, up to 8
-/// colours.
+/// [`accumulate`] with AVX-512: two vectors of 16 images ([`MAX_LANES`]) per colour, up
+/// to 8 colours.
 ///
 /// # Safety
 /// The CPU has AVX-512F.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
 unsafe fn accumulate_wide<const C: usize>(
-    acc: &mut [[f32; LANES]; COLOR_BLOCK],
+    acc: &mut [[f32; MAX_LANES]; COLOR_BLOCK],
     packed: &[f32],
     filters: &[f32],
     (h_at, h_job, w_at, w_job): (&[usize], usize, &[usize], usize),
     nf: usize,
 ) {
     use super::lanes::F32x16 as V16;
-    const { assert!(LANES == 16 && C <= COLOR_BLOCK) };
-    let mut a: [V16; C] = std::array::from_fn(|c| V16::load_ptr(acc[c].as_ptr()));
+    const { assert!(MAX_LANES == 32 && C <= COLOR_BLOCK) };
+    let mut a: [[V16; 2]; C] = std::array::from_fn(|c| {
+        let p = acc[c].as_ptr();
+        [V16::load_ptr(p), V16::load_ptr(p.add(16))]
+    });
     for (&hk, &wk) in h_at.iter().zip(w_at) {
-        let h = &packed[hk + h_job..][..nf * LANES];
+        let h = &packed[hk + h_job..][..nf * MAX_LANES];
         let w = &filters[wk + w_job..][..nf * C];
-        for (hs, ws) in h.chunks_exact(LANES).zip(w.chunks_exact(C)) {
-            let hv = V16::load_ptr(hs.as_ptr());
+        for (hs, ws) in h.chunks_exact(MAX_LANES).zip(w.chunks_exact(C)) {
+            let hv = [
+                V16::load_ptr(hs.as_ptr()),
+                V16::load_ptr(hs.as_ptr().add(16)),
+            ];
             for c in 0..C {
-                a[c] = V16::splat(ws[c]).mul_add(hv, a[c]);
+                let wc = V16::splat(ws[c]);
+                a[c][0] = wc.mul_add(hv[0], a[c][0]);
+                a[c][1] = wc.mul_add(hv[1], a[c][1]);
             }
         }
     }
     for c in 0..C {
-        a[c].store_ptr(acc[c].as_mut_ptr());
+        let p = acc[c].as_mut_ptr();
+        a[c][0].store_ptr(p);
+        a[c][1].store_ptr(p.add(16));
     }
 }
