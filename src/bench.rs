@@ -14,7 +14,7 @@ use crate::cudaconv2::conv_util::pool::{
 };
 use crate::cudaconv2::filter_acts::{conv_filter_acts, local_filter_acts};
 use crate::cudaconv2::img_acts::{conv_img_acts, local_img_acts};
-use crate::cudaconv2::lanes::{self, F32x8, Simd};
+use crate::cudaconv2::lanes::{self, F32x16, F32x8, Lanes, Simd};
 use crate::cudaconv2::shapes::{ConvShape, NET_SHAPES};
 use crate::cudaconv2::weight_acts::{conv_weight_acts, local_weight_acts};
 use crate::nvmatrix::NvMatrix;
@@ -39,38 +39,15 @@ pub fn best_secs(mut f: impl FnMut(), min_secs: f64) -> f64 {
 /// Independent chains of fused multiply-adds, enough to cover the FMA units' latency.
 const CHAINS: usize = 12;
 
-/// `CHAINS` chains of FMAs on 8-lane vectors; returns a value so the work cannot be
+/// `CHAINS` chains of FMAs on vectors `V`; returns a value so the work cannot be
 /// skipped.
-fn fma_chains(iters: usize, seed: f32) -> f32 {
-    let mut acc = [F32x8::splat(seed); CHAINS];
-    let (a, b) = (
-        F32x8::splat(black_box(0.999_999)),
-        F32x8::splat(black_box(1e-7)),
-    );
-    for _ in 0..iters {
-        for x in acc.iter_mut() {
-            *x = x.mul_add(a, b);
-        }
-    }
-    let mut out = [0f32; 8];
-    acc.iter().fold(0.0, |s, x| {
-        x.store(&mut out);
-        s + out.iter().sum::<f32>()
-    })
-}
-
-/// [`fma_chains`] on 16-lane vectors.
 ///
 /// # Safety
-/// The CPU has AVX-512F.
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-unsafe fn fma_chains_wide(iters: usize, seed: f32) -> f32 {
-    use crate::cudaconv2::lanes::F32x16;
-    let mut acc = [F32x16::splat(seed); CHAINS];
-    let (a, b) = (
-        F32x16::splat(black_box(0.999_999)),
-        F32x16::splat(black_box(1e-7)),
-    );
+/// The CPU runs `V` ([`Lanes`]).
+#[inline(always)]
+unsafe fn fma_chains<V: Lanes>(iters: usize, seed: f32) -> f32 {
+    let mut acc = [V::splat(seed); CHAINS];
+    let (a, b) = (V::splat(black_box(0.999_999)), V::splat(black_box(1e-7)));
     for _ in 0..iters {
         for x in acc.iter_mut() {
             *x = x.mul_add(a, b);
@@ -79,8 +56,17 @@ unsafe fn fma_chains_wide(iters: usize, seed: f32) -> f32 {
     let mut out = [0f32; 16];
     acc.iter().fold(0.0, |s, x| {
         x.store_ptr(out.as_mut_ptr());
-        s + out.iter().sum::<f32>()
+        s + out[..V::WIDTH].iter().sum::<f32>()
     })
+}
+
+/// [`fma_chains`] on 16-lane vectors, compiled for AVX-512.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+unsafe fn fma_chains_wide(iters: usize, seed: f32) -> f32 {
+    fma_chains::<F32x16>(iters, seed)
 }
 
 /// The machine's fp32 FMA peak in GFLOP/s (2 flops per FMA), all worker threads busy,
@@ -99,7 +85,8 @@ pub fn peak_gflops() -> (usize, f64) {
             parallel::for_each_task(n, |i| {
                 let seed = i as f32;
                 black_box(match simd {
-                    Simd::Avx2 => fma_chains(iters, seed),
+                    // SAFETY: eight lanes are the build's baseline.
+                    Simd::Avx2 => unsafe { fma_chains::<F32x8>(iters, seed) },
                     // SAFETY: `simd()` said the CPU has AVX-512F.
                     Simd::Avx512 => unsafe { fma_chains_wide(iters, seed) },
                 });

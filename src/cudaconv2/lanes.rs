@@ -287,3 +287,56 @@ mod wide {
 }
 
 pub use wide::F32x16;
+
+/// What [`F32x8`] and [`F32x16`] share, for code written once for both widths.
+pub trait Lanes: Copy {
+    /// Lanes per vector.
+    const WIDTH: usize;
+    /// All lanes `x`.
+    ///
+    /// # Safety
+    /// The CPU runs this width (always for [`F32x8`]; AVX-512F for [`F32x16`]).
+    unsafe fn splat(x: f32) -> Self;
+    /// `self*b + c`, rounded once, in every lane.
+    ///
+    /// # Safety
+    /// As [`Lanes::splat`].
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self;
+    /// Writes the lanes to `p`.
+    ///
+    /// # Safety
+    /// As [`Lanes::splat`]; `p` addresses `WIDTH` writable floats.
+    unsafe fn store_ptr(self, p: *mut f32);
+}
+
+impl Lanes for F32x8 {
+    const WIDTH: usize = 8;
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> F32x8 {
+        F32x8::splat(x)
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: F32x8, c: F32x8) -> F32x8 {
+        F32x8::mul_add(self, b, c)
+    }
+    #[inline(always)]
+    unsafe fn store_ptr(self, p: *mut f32) {
+        F32x8::store_ptr(self, p)
+    }
+}
+
+impl Lanes for F32x16 {
+    const WIDTH: usize = 16;
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> F32x16 {
+        F32x16::splat(x)
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: F32x16, c: F32x16) -> F32x16 {
+        F32x16::mul_add(self, b, c)
+    }
+    #[inline(always)]
+    unsafe fn store_ptr(self, p: *mut f32) {
+        F32x16::store_ptr(self, p)
+    }
+}
