@@ -1,6 +1,7 @@
-//! `convnet avg-test` and `convnet txt-preds` (the 2012 scripts avg-test.py and
-//! txt-preds.py) give the original scripts' outputs (golden/preds/README.md): the
-//! printed lines exactly, the summed predictions bit for bit.
+//! `convnet avg-test`, `convnet txt-preds` and `convnet test-log` (the 2012 scripts
+//! avg-test.py, txt-preds.py and test.py) give the original scripts' outputs
+//! (golden/preds/README.md, golden/testlog/README.md): the printed lines exactly, the
+//! summed predictions bit for bit.
 
 use convnet::checkpoint::{self, value::PyObj};
 use std::path::{Path, PathBuf};
@@ -98,4 +99,39 @@ fn bad_inputs_are_errors() {
     let out = convnet(&["avg-test", m1.to_str().unwrap(), "/tmp/never", "x"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("coefficient 'x' is not a number"), "{err}");
+}
+
+#[test]
+fn test_log_averages_as_the_original_script() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/testlog");
+    for name in ["80sec-fmnist", "edge"] {
+        let log = dir.join(format!("{name}.log"));
+        let got = stdout_ok(&convnet(&["test-log", log.to_str().unwrap()]));
+        let want = std::fs::read_to_string(dir.join(format!("{name}.out"))).unwrap();
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn test_log_errors_where_the_script_crashed() {
+    let d = scratch("testlog");
+    std::fs::create_dir_all(&d).unwrap();
+    for (name, text, why) in [
+        ("none.log", "no batches here\n", "no 'batch N:"),
+        (
+            "bad.log",
+            "batch 1: ({'logprob': [1.2.3]}, 5)\n",
+            "line 1: invalid literal",
+        ),
+        ("zero.log", "batch 1: ({'logprob': [0.5]}, 0)\n", "no cases"),
+    ] {
+        let p = d.join(name);
+        std::fs::write(&p, text).unwrap();
+        let out = convnet(&["test-log", p.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(why), "{name}: {err}");
+    }
+    let missing = convnet(&["test-log", d.join("missing.log").to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(1));
 }

@@ -1,6 +1,6 @@
 //! Port of convnet.py (both generations): the `convnet` program. Training, testing,
 //! resuming and the gradient check live in [`convnet::driver`]; this file only adds
-//! the `bench kernels`, `import`, `avg-test` and `txt-preds` subcommands.
+//! the `bench kernels`, `import`, `avg-test`, `txt-preds` and `test-log` subcommands.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -184,6 +184,15 @@ struct TxtPredsArgs {
     dir: PathBuf,
 }
 
+/// `convnet test-log LOG` (2012 test.py): the average error figures of a `--test-only`
+/// run's log.
+#[derive(Parser)]
+#[command(name = "convnet test-log")]
+struct TestLogArgs {
+    /// The saved output of `convnet --test-only=1 ...` (its `batch N: ...` lines).
+    log: PathBuf,
+}
+
 /// Exit status of a subcommand's result, its error printed as the driver prints one.
 fn status(result: Result<(), String>) -> ExitCode {
     match result {
@@ -205,6 +214,11 @@ fn main() -> ExitCode {
             let args = TxtPredsArgs::parse_from(sub());
             let out = &mut std::io::stdout().lock();
             return status(convnet::driver::preds::txt_preds(&args.dir, out));
+        }
+        Some("test-log") => {
+            let args = TestLogArgs::parse_from(sub());
+            let out = &mut std::io::stdout().lock();
+            return status(convnet::driver::testlog::test_log(&args.log, out));
         }
         _ => {}
     }

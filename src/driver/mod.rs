@@ -16,6 +16,7 @@ pub mod cli;
 pub mod format;
 pub mod preds;
 pub mod state;
+pub mod testlog;
 pub mod train;
 
 use crate::checkpoint;
