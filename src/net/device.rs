@@ -69,8 +69,9 @@ impl Resident {
     /// Records `buf` as holding the values of stamp `stamp`.
     fn keep(&mut self, stamp: u64, buf: Rc<DevBuf>) {
         self.words += buf.len();
-        if self.bufs.insert(stamp, buf).is_none() {
-            self.order.push_back(stamp);
+        match self.bufs.insert(stamp, buf) {
+            Some(old) => self.words -= old.len(),
+            None => self.order.push_back(stamp),
         }
         while self.words > RESIDENT_WORDS {
             let Some(old) = self.order.pop_front() else {
