@@ -30,6 +30,7 @@ pub use curand::{CurandState, RandomStreams, NUM_RND_STREAMS};
 pub use ops::{BinaryOp, TernaryOp, UnaryOp};
 
 use crate::cudaconv2::{require, MatShape, ShapeError};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where a matrix's elements live. One enum so that the CUDA backend (device memory)
 /// slots in beside host memory without touching the layers.
@@ -41,14 +42,28 @@ pub enum Storage {
 
 /// The NVMatrix of the originals: `rows x cols` single-precision values in row-major
 /// (`trans == false`) or column-major (`trans == true`) order.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct NvMatrix {
     rows: usize,
     cols: usize,
     trans: bool,
     storage: Storage,
-    /// Names the elements' current values (see [`NvMatrix::stamp`]).
-    stamp: u64,
+    /// Names the elements' current values (see [`NvMatrix::stamp`]); 0 until asked
+    /// for after a write, so that writes cost nothing.
+    stamp: AtomicU64,
+}
+
+/// A clone holds the same elements, so it keeps the stamp.
+impl Clone for NvMatrix {
+    fn clone(&self) -> NvMatrix {
+        NvMatrix {
+            rows: self.rows,
+            cols: self.cols,
+            trans: self.trans,
+            storage: self.storage.clone(),
+            stamp: AtomicU64::new(self.stamp.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 /// Equal shapes, orientations and elements (the stamps are not compared).
@@ -59,10 +74,10 @@ impl PartialEq for NvMatrix {
     }
 }
 
-/// A stamp no matrix has had before.
+/// A stamp no matrix has had before (never 0).
 fn fresh_stamp() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Default for NvMatrix {
@@ -80,7 +95,7 @@ impl NvMatrix {
             cols,
             trans,
             storage: Storage::Host(vec![0.0; rows * cols]),
-            stamp: fresh_stamp(),
+            stamp: AtomicU64::new(0),
         }
     }
 
@@ -97,7 +112,7 @@ impl NvMatrix {
             cols,
             trans,
             storage: Storage::Host(data),
-            stamp: fresh_stamp(),
+            stamp: AtomicU64::new(0),
         }
     }
 
@@ -145,20 +160,33 @@ impl NvMatrix {
             Storage::Host(v) => v,
         }
     }
-    /// The elements in memory order, writable (the matrix takes a new stamp).
+    /// The elements in memory order, writable (the matrix will take a new stamp).
     pub fn data_mut(&mut self) -> &mut [f32] {
-        self.stamp = fresh_stamp();
+        *self.stamp.get_mut() = 0;
         match &mut self.storage {
             Storage::Host(v) => v,
         }
     }
-    /// Names the elements' current values (in memory order): every write through
-    /// [`NvMatrix::data_mut`] or reallocation gives the matrix a stamp no matrix had
-    /// before, and a clone keeps its original's, so two matrices with the same stamp
-    /// hold the same elements. A GPU [`crate::net::device::Device`] keeps device copies
+    /// Names the elements' current values (in memory order): after a write through
+    /// [`NvMatrix::data_mut`] or a reallocation the matrix answers with a stamp no
+    /// matrix had before, and a clone keeps its original's, so two matrices with the
+    /// same stamp hold the same elements. A GPU [`crate::net::device::Device`] keeps device copies
     /// by stamp, so an unchanged matrix is uploaded once.
     pub fn stamp(&self) -> u64 {
-        self.stamp
+        let s = self.stamp.load(Ordering::Relaxed);
+        if s != 0 {
+            return s;
+        }
+        // First request since the last write: take a fresh stamp (or the one another
+        // thread took first).
+        let fresh = fresh_stamp();
+        match self
+            .stamp
+            .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => fresh,
+            Err(taken) => taken,
+        }
     }
     /// Takes the elements out (memory order), leaving an empty matrix.
     pub fn into_vec(self) -> Vec<f32> {
@@ -190,7 +218,7 @@ impl NvMatrix {
     pub fn resize(&mut self, rows: usize, cols: usize) {
         if rows * cols != self.len() {
             self.storage = Storage::Host(vec![0.0; rows * cols]);
-            self.stamp = fresh_stamp();
+            *self.stamp.get_mut() = 0;
         }
         self.rows = rows;
         self.cols = cols;
