@@ -243,35 +243,40 @@ fn convnet_bin() -> String {
     std::env::var("CONVNET_BIN").unwrap_or(env!("CARGO_BIN_EXE_convnet").into())
 }
 
+/// `convnet ARGS --mini=32 --bench=1 --device=cuda` from the repository root: its exit
+/// status, stdout and stderr.
+fn bench_on_cuda(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(convnet_bin())
+        .current_dir(common::repo_root())
+        .args(args)
+        .args(["--mini=32", "--bench=1", "--device=cuda"])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// `convnet --device=cuda` trains on the GPU where there is one, and otherwise stops
 /// with a clear error (exit status 1, no panic).
 #[test]
 fn the_cli_runs_on_a_gpu_or_says_why_not() {
-    let out = std::process::Command::new(convnet_bin())
-        .current_dir(common::repo_root())
-        .args([
-            "--layer-def=layer-defs/fmnist-80sec.cfg",
-            "--layer-params=params/fmnist-80sec.cfg",
-            "--data-dims=784,1",
-            "--mini=32",
-            "--bench=1",
-            "--device=cuda",
-        ])
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let (code, stdout, stderr) = bench_on_cuda(&[
+        "--layer-def=layer-defs/fmnist-80sec.cfg",
+        "--layer-params=params/fmnist-80sec.cfg",
+        "--data-dims=784,1",
+    ]);
     match convnet::cuda::Cuda::device_count() {
         Ok(n) if n > 0 => {
-            assert!(out.status.success(), "{stderr}");
+            assert_eq!(code, Some(0), "{stderr}");
             assert!(stdout.contains("Image kernels on "), "{stdout}");
             assert!(stdout.contains(" images/s"), "{stdout}");
         }
         _ => {
             common::skip("no CUDA GPU; checking the error instead");
-            assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+            assert_eq!(code, Some(1), "{stdout}{stderr}");
             assert!(
                 stderr.contains("convnet: error: --device=cuda: GPU: "),
                 "{stderr}"
@@ -284,22 +289,14 @@ fn the_cli_runs_on_a_gpu_or_says_why_not() {
 /// (before any GPU is opened), as the original's `deviceIDs[gpu]` would not exist.
 #[test]
 fn the_cli_wants_a_gpu_per_tower() {
-    let out = std::process::Command::new(convnet_bin())
-        .current_dir(common::repo_root())
-        .args([
-            "--layer-def=tests/data/towers/layers-2gpu.cfg",
-            "--layer-params=tests/data/towers/params.cfg",
-            "--data-dims=192,1",
-            "--mini=32",
-            "--bench=1",
-            "--device=cuda",
-            "--num-gpus=2",
-            "--gpu=0",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, _, stderr) = bench_on_cuda(&[
+        "--layer-def=tests/data/towers/layers-2gpu.cfg",
+        "--layer-params=tests/data/towers/params.cfg",
+        "--data-dims=192,1",
+        "--num-gpus=2",
+        "--gpu=0",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("the net is placed on 2 GPUs (gpu=) but --gpu names 1"),
         "{stderr}"

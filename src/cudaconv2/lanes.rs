@@ -309,34 +309,25 @@ pub trait Lanes: Copy {
     unsafe fn store_ptr(self, p: *mut f32);
 }
 
-impl Lanes for F32x8 {
-    const WIDTH: usize = 8;
-    #[inline(always)]
-    unsafe fn splat(x: f32) -> F32x8 {
-        F32x8::splat(x)
-    }
-    #[inline(always)]
-    unsafe fn mul_add(self, b: F32x8, c: F32x8) -> F32x8 {
-        F32x8::mul_add(self, b, c)
-    }
-    #[inline(always)]
-    unsafe fn store_ptr(self, p: *mut f32) {
-        F32x8::store_ptr(self, p)
-    }
+/// [`Lanes`] through the type's own methods of the same names.
+macro_rules! lanes_by_own_methods {
+    ($t:ident, $width:expr) => {
+        impl Lanes for $t {
+            const WIDTH: usize = $width;
+            #[inline(always)]
+            unsafe fn splat(x: f32) -> $t {
+                $t::splat(x)
+            }
+            #[inline(always)]
+            unsafe fn mul_add(self, b: $t, c: $t) -> $t {
+                $t::mul_add(self, b, c)
+            }
+            #[inline(always)]
+            unsafe fn store_ptr(self, p: *mut f32) {
+                $t::store_ptr(self, p)
+            }
+        }
+    };
 }
-
-impl Lanes for F32x16 {
-    const WIDTH: usize = 16;
-    #[inline(always)]
-    unsafe fn splat(x: f32) -> F32x16 {
-        F32x16::splat(x)
-    }
-    #[inline(always)]
-    unsafe fn mul_add(self, b: F32x16, c: F32x16) -> F32x16 {
-        F32x16::mul_add(self, b, c)
-    }
-    #[inline(always)]
-    unsafe fn store_ptr(self, p: *mut f32) {
-        F32x16::store_ptr(self, p)
-    }
-}
+lanes_by_own_methods!(F32x8, 8);
+lanes_by_own_methods!(F32x16, 16);
