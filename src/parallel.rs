@@ -4,7 +4,10 @@
 //! Every output element is computed entirely inside one task, in the original's
 //! order, so results do not depend on how many threads run the tasks.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
 
 thread_local! {
     static OVERRIDE: Cell<usize> = const { Cell::new(0) };
@@ -16,11 +19,14 @@ pub fn threads() -> usize {
     if o > 0 {
         return o;
     }
-    std::env::var("CONVNET_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|&n: &usize| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    static DEFAULT: OnceLock<usize> = OnceLock::new();
+    *DEFAULT.get_or_init(|| {
+        std::env::var("CONVNET_THREADS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    })
 }
 
 /// Runs `f` with kernels on this thread using `n` worker threads (for tests that
@@ -43,20 +49,174 @@ pub fn for_each_task(n: usize, task: impl Fn(usize) + Sync) {
     // Threads take the next task from a shared counter (tasks differ in cost, e.g. at
     // image borders); the calling thread is one of them. Each task writes its own
     // outputs, so which thread runs it does not change any result.
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let work = || loop {
-        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if i >= n {
-            break;
+    POOL.with(|pool| pool.run(t - 1, n, &task));
+}
+
+thread_local! {
+    /// The calling thread's helpers, started on first use and kept for its lifetime
+    /// (a kernel call costs a wake-up, not a thread start).
+    static POOL: Pool = Pool::default();
+}
+
+/// One [`for_each_task`] call as the helpers see it. The pointers live on the caller's
+/// stack; the caller does not return before every helper that took a seat has left.
+#[derive(Clone, Copy)]
+struct Job {
+    task: *const (dyn Fn(usize) + Sync),
+    next: *const AtomicUsize,
+    n: usize,
+}
+
+// SAFETY: the task is `Sync` and the counter atomic; see [`Job`] for their lifetime.
+unsafe impl Send for Job {}
+
+impl Job {
+    /// Takes and runs tasks until none is left.
+    ///
+    /// # Safety
+    /// The job's caller is still inside [`Pool::run`].
+    unsafe fn work(self) {
+        let (task, next) = (&*self.task, &*self.next);
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= self.n {
+                break;
+            }
+            task(i);
         }
-        task(i);
-    };
-    std::thread::scope(|s| {
-        for _ in 1..t {
-            s.spawn(work);
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Counts the jobs posted; a helper joins each new one at most once.
+    generation: u64,
+    job: Option<Job>,
+    /// Helpers the current job still takes.
+    seats: usize,
+    /// Helpers inside the current job.
+    running: usize,
+    /// A helper's task panicked: the payload, re-raised on the calling thread.
+    panic: Option<Box<dyn std::any::Any + Send>>,
+    shutdown: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// `State::generation`, read without the lock by helpers spinning for a new job.
+    posted: AtomicU64,
+    wake: Condvar,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct Pool {
+    shared: Arc<Shared>,
+    helpers: RefCell<Vec<JoinHandle<()>>>,
+}
+
+/// Spins a helper makes, looking for the next job, before it sleeps: kernels follow
+/// each other within microseconds during a training step.
+const SPINS: u32 = 1 << 14;
+
+impl Pool {
+    /// Runs `task` for `0..n` on the calling thread and `helpers` helpers.
+    fn run(&self, helpers: usize, n: usize, task: &(dyn Fn(usize) + Sync)) {
+        self.grow(helpers);
+        let next = AtomicUsize::new(0);
+        // SAFETY (lifetime): we wait below until no helper holds the job.
+        let task: *const (dyn Fn(usize) + Sync + '_) = task;
+        let job = Job {
+            task: unsafe { std::mem::transmute(task) },
+            next: &next,
+            n,
+        };
+        let sh = &*self.shared;
+        {
+            let mut s = sh.state.lock().unwrap();
+            s.generation += 1;
+            s.job = Some(job);
+            s.seats = helpers;
+            sh.posted.store(s.generation, Ordering::Release);
         }
-        work();
-    });
+        sh.wake.notify_all();
+        // SAFETY: the job's data lives until this function returns.
+        let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { job.work() }));
+        let mut s = sh.state.lock().unwrap();
+        s.seats = 0;
+        while s.running > 0 {
+            s = sh.done.wait(s).unwrap();
+        }
+        s.job = None;
+        let theirs = s.panic.take();
+        drop(s);
+        if let Err(p) = mine {
+            std::panic::resume_unwind(p);
+        }
+        if let Some(p) = theirs {
+            std::panic::resume_unwind(p);
+        }
+    }
+
+    /// Starts helpers until there are at least `helpers`.
+    fn grow(&self, helpers: usize) {
+        let mut hs = self.helpers.borrow_mut();
+        while hs.len() < helpers {
+            let sh = Arc::clone(&self.shared);
+            let seen = sh.state.lock().unwrap().generation;
+            hs.push(std::thread::spawn(move || helper(&sh, seen)));
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.state.lock().unwrap().shutdown = true;
+        self.shared.wake.notify_all();
+        for h in self.helpers.get_mut().drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A helper's life: wait for a job it has not seen, take a seat if one is left, work.
+fn helper(sh: &Shared, mut seen: u64) {
+    loop {
+        for _ in 0..SPINS {
+            if sh.posted.load(Ordering::Acquire) != seen {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        let job = {
+            let mut s = sh.state.lock().unwrap();
+            loop {
+                if s.shutdown {
+                    return;
+                }
+                if s.generation != seen {
+                    seen = s.generation;
+                    if s.seats > 0 {
+                        s.seats -= 1;
+                        s.running += 1;
+                        break s.job.expect("a job with seats is posted");
+                    }
+                }
+                s = sh.wake.wait(s).unwrap();
+            }
+        };
+        // SAFETY: we hold a seat, so the caller waits for us before it returns.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { job.work() }));
+        let mut s = sh.state.lock().unwrap();
+        if let Err(p) = r {
+            s.panic.get_or_insert(p);
+        }
+        s.running -= 1;
+        if s.running == 0 {
+            sh.done.notify_one();
+        }
+    }
 }
 
 /// A pointer to an output buffer that tasks running on several threads write to.
@@ -117,5 +277,42 @@ mod tests {
             with_threads(t, || for_each_task(37, |i| o.set(i, o.get(i) + i as f32)));
             assert!(out.iter().enumerate().all(|(i, &v)| v == i as f32));
         }
+    }
+
+    #[test]
+    fn helpers_serve_many_calls_and_nested_calls() {
+        let total = AtomicUsize::new(0);
+        with_threads(3, || {
+            for _ in 0..200 {
+                for_each_task(5, |_| {
+                    for_each_task(4, |j| {
+                        total.fetch_add(j, Ordering::Relaxed);
+                    })
+                });
+            }
+        });
+        assert_eq!(total.into_inner(), 200 * 5 * 6);
+    }
+
+    #[test]
+    fn a_panicking_task_panics_the_caller_and_the_pool_goes_on() {
+        for bad in [0, 63] {
+            let r = std::panic::catch_unwind(|| {
+                with_threads(2, || {
+                    for_each_task(64, |i| {
+                        assert_ne!(i, bad, "task {i} fails");
+                        std::thread::sleep(std::time::Duration::from_micros(50));
+                    })
+                })
+            });
+            assert!(r.is_err());
+        }
+        let n = AtomicUsize::new(0);
+        with_threads(2, || {
+            for_each_task(10, |_| {
+                n.fetch_add(1, Ordering::Relaxed);
+            })
+        });
+        assert_eq!(n.into_inner(), 10);
     }
 }
