@@ -58,11 +58,13 @@ thread_local! {
     static POOL: Pool = Pool::default();
 }
 
+type TaskPtr = *const (dyn Fn(usize) + Sync + 'static);
+
 /// One [`for_each_task`] call as the helpers see it. The pointers live on the caller's
 /// stack; the caller does not return before every helper that took a seat has left.
 #[derive(Clone, Copy)]
 struct Job {
-    task: *const (dyn Fn(usize) + Sync),
+    task: TaskPtr,
     next: *const AtomicUsize,
     n: usize,
 }
@@ -128,7 +130,9 @@ impl Pool {
         // SAFETY (lifetime): we wait below until no helper holds the job.
         let task: *const (dyn Fn(usize) + Sync + '_) = task;
         let job = Job {
-            task: unsafe { std::mem::transmute(task) },
+            task: unsafe {
+                std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), TaskPtr>(task)
+            },
             next: &next,
             n,
         };
