@@ -443,6 +443,49 @@ fn vector_broadcast_rule() {
     assert_eq!(m.data(), &[1.0, 1.0, 1.0]);
 }
 
+/// Large targets are split over tasks by line blocks and by segments of lines: every
+/// element is computed once, with the operator's exact operations, whatever the
+/// thread count.
+#[test]
+fn large_targets_cover_every_element() {
+    for (r, c) in [(3, 70_001), (40, 50_003), (70_001, 3)] {
+        for trans in [false, true] {
+            let m = mat(40, r, c, trans, -1.0, 1.0);
+            let col = NvMatrix::from_vec(r, 1, false, uniform(41, r, 0.5, 2.0));
+            let row = NvMatrix::from_vec(1, c, false, uniform(42, c, 0.5, 2.0));
+            let other = mat(43, r, c, !trans, -1.0, 1.0);
+            for (vec, by_row) in [(&col, true), (&row, false)] {
+                let got = same_bits_any_threads_or_lanes("addVector", || {
+                    let mut t = m.clone();
+                    t.add_vector(vec, -2.0).unwrap();
+                    logical32(&t)
+                });
+                let want: Vec<f32> = (0..r)
+                    .flat_map(|i| (0..c).map(move |j| (i, j)))
+                    .map(|(i, j)| {
+                        let v = vec.data()[if by_row { i } else { j }];
+                        1f32.mul_add(m.get(i, j), -2.0 * v)
+                    })
+                    .collect();
+                assert!(
+                    got == want,
+                    "addVector {r}x{c} trans={trans} by_row={by_row}"
+                );
+            }
+            let got = same_bits_any_threads_or_lanes("add", || {
+                let mut t = m.clone();
+                t.add(&other, 1.0, 1.0).unwrap();
+                logical32(&t)
+            });
+            let want: Vec<f32> = (0..r)
+                .flat_map(|i| (0..c).map(move |j| (i, j)))
+                .map(|(i, j)| m.get(i, j) + other.get(i, j))
+                .collect();
+            assert!(got == want, "add {r}x{c} trans={trans}");
+        }
+    }
+}
+
 #[test]
 fn copies_slices_transposes_tile() {
     let a = mat(40, 23, 19, false, -1.0, 1.0);

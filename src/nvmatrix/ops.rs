@@ -462,10 +462,15 @@ impl Dst {
 
 /// Below this many elements the loop runs on the calling thread.
 const PARALLEL_MIN: usize = 1 << 16;
+/// Tasks the elementwise loop aims for when its target is large.
+const TASKS_MIN: usize = 16;
+/// The fewest elements of one elementwise task split off a line.
+const SEGMENT_MIN: usize = 1 << 14;
 
 /// The one elementwise loop (all of `kEltwise*Op*`, `kRowVectorOp`, `kColVectorOp`):
 /// `dst(i, j) = f(src_0(i, j), ..., src_{N-1}(i, j))` for every element, in tiles of
-/// the target's memory order, split over threads by target lines.
+/// the target's memory order, split over threads by blocks of target lines and, when
+/// the lines are few and long, by segments of them.
 ///
 /// # Safety
 /// Every operand must cover the target's shape. An operand may share memory with the
@@ -482,47 +487,63 @@ unsafe fn eltwise<const N: usize>(srcs: [Src; N], dst: Dst, f: impl Fn([f32; N])
     if following == 0 || leading == 0 {
         return;
     }
-    let tasks = following.div_ceil(FB);
+    let line_blocks = following.div_ceil(FB);
+    // Segments per line block: enough tasks for the threads, each at least SEGMENT_MIN
+    // elements (a whole number of LB-tiles).
+    let segments = (TASKS_MIN.div_ceil(line_blocks))
+        .min((FB.min(following) * leading) / SEGMENT_MIN)
+        .max(1);
+    let seg_len = leading.div_ceil(segments).next_multiple_of(LB);
     // Each operand's steps along a memory line of the target and across lines.
     let along: [usize; N] =
         std::array::from_fn(|k| if dst.trans { srcs[k].rs } else { srcs[k].cs });
     let across: [usize; N] =
         std::array::from_fn(|k| if dst.trans { srcs[k].cs } else { srcs[k].rs });
-    let contiguous = along.iter().all(|&s| s == 1);
     let lines = along.iter().all(|&s| s <= 1);
     let run = |t: usize| {
-        let (f0, f1) = (t * FB, ((t + 1) * FB).min(following));
-        if contiguous {
-            // Every operand runs along the target's lines: plain line loops.
-            for fi in f0..f1 {
-                let base: [*const f32; N] =
-                    std::array::from_fn(|k| unsafe { srcs[k].line(fi * across[k]) });
-                let out = unsafe { dst.line(fi) };
-                for li in 0..leading {
-                    let x: [f32; N] = std::array::from_fn(|k| unsafe { *base[k].add(li) });
-                    unsafe { *out.add(li) = f(x) };
-                }
-            }
-            return;
-        }
+        let (b, seg) = (t / segments, t % segments);
+        let (f0, f1) = (b * FB, ((b + 1) * FB).min(following));
+        let (l0, l1) = (
+            (seg * seg_len).min(leading),
+            ((seg + 1) * seg_len).min(leading),
+        );
         if lines {
-            // Operands along the lines or broadcast along them (`kColVectorOp`).
+            // Operands along the target's lines or broadcast along them (`kColVectorOp`):
+            // tiles of LB elements, a broadcast value filled in, so the loop vectorises.
+            let mut x = [[0f32; LB]; N];
             for fi in f0..f1 {
                 let base: [*const f32; N] =
                     std::array::from_fn(|k| unsafe { srcs[k].line(fi * across[k]) });
                 let out = unsafe { dst.line(fi) };
-                for li in 0..leading {
-                    let x: [f32; N] =
-                        std::array::from_fn(|k| unsafe { *base[k].add(li * along[k]) });
-                    unsafe { *out.add(li) = f(x) };
+                for c0 in (l0..l1).step_by(LB) {
+                    let len = LB.min(l1 - c0);
+                    for k in 0..N {
+                        if along[k] == 0 {
+                            x[k] = [unsafe { *base[k] }; LB];
+                        } else if len == LB {
+                            // A whole tile: a fixed-size copy, compiled inline.
+                            x[k] = unsafe { *base[k].add(c0).cast::<[f32; LB]>() };
+                        } else {
+                            let line = unsafe { std::slice::from_raw_parts(base[k].add(c0), len) };
+                            x[k][..len].copy_from_slice(line);
+                        }
+                    }
+                    // Results go to a local tile first: stores to the target could alias
+                    // the operator's parameters as far as the compiler knows, which
+                    // would keep it from vectorising.
+                    let mut y = [0f32; LB];
+                    for (li, o) in y.iter_mut().enumerate() {
+                        *o = f(std::array::from_fn(|k| x[k][li]));
+                    }
+                    unsafe { std::ptr::copy_nonoverlapping(y.as_ptr(), out.add(c0), len) };
                 }
             }
             return;
         }
-        for l0 in (0..leading).step_by(LB) {
-            let l1 = (l0 + LB).min(leading);
+        for c0 in (l0..l1).step_by(LB) {
+            let c1 = (c0 + LB).min(l1);
             for fi in f0..f1 {
-                for li in l0..l1 {
+                for li in c0..c1 {
                     let (i, j) = if dst.trans { (li, fi) } else { (fi, li) };
                     let x: [f32; N] = std::array::from_fn(|k| unsafe { srcs[k].at(i, j) });
                     unsafe { dst.put(fi, li, f(x)) };
@@ -530,6 +551,7 @@ unsafe fn eltwise<const N: usize>(srcs: [Src; N], dst: Dst, f: impl Fn([f32; N])
             }
         }
     };
+    let tasks = line_blocks * segments;
     if following * leading < PARALLEL_MIN {
         (0..tasks).for_each(run);
     } else {
