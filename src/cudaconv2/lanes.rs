@@ -66,6 +66,47 @@ mod imp {
             // SAFETY: the build enables FMA.
             F32x8(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
         }
+        /// The 8 x 8 transpose: lane `j` of result `i` is lane `i` of `rows[j]`.
+        #[inline(always)]
+        pub fn transpose(rows: [F32x8; 8]) -> [F32x8; 8] {
+            use std::arch::x86_64::{
+                _mm256_permute2f128_ps as lanes128, _mm256_shuffle_ps as shuffle,
+                _mm256_unpackhi_ps as hi, _mm256_unpacklo_ps as lo,
+            };
+            let r = rows.map(|v| v.0);
+            // SAFETY: the build enables AVX.
+            unsafe {
+                // Pairs of rows interleaved, then quadruples, then the 128-bit halves.
+                let t = [
+                    lo(r[0], r[1]),
+                    hi(r[0], r[1]),
+                    lo(r[2], r[3]),
+                    hi(r[2], r[3]),
+                    lo(r[4], r[5]),
+                    hi(r[4], r[5]),
+                    lo(r[6], r[7]),
+                    hi(r[6], r[7]),
+                ];
+                let q = [
+                    shuffle::<0x44>(t[0], t[2]),
+                    shuffle::<0xEE>(t[0], t[2]),
+                    shuffle::<0x44>(t[1], t[3]),
+                    shuffle::<0xEE>(t[1], t[3]),
+                    shuffle::<0x44>(t[4], t[6]),
+                    shuffle::<0xEE>(t[4], t[6]),
+                    shuffle::<0x44>(t[5], t[7]),
+                    shuffle::<0xEE>(t[5], t[7]),
+                ];
+                std::array::from_fn(|i| {
+                    let (a, b) = (q[i % 4], q[4 + i % 4]);
+                    F32x8(if i < 4 {
+                        lanes128::<0x20>(a, b)
+                    } else {
+                        lanes128::<0x31>(a, b)
+                    })
+                })
+            }
+        }
     }
 }
 
@@ -116,6 +157,11 @@ mod imp {
         #[inline(always)]
         pub fn mul_add(self, b: F32x8, c: F32x8) -> F32x8 {
             F32x8(std::array::from_fn(|l| self.0[l].mul_add(b.0[l], c.0[l])))
+        }
+        /// The 8 x 8 transpose: lane `j` of result `i` is lane `i` of `rows[j]`.
+        #[inline(always)]
+        pub fn transpose(rows: [F32x8; 8]) -> [F32x8; 8] {
+            std::array::from_fn(|i| F32x8(std::array::from_fn(|j| rows[j].0[i])))
         }
     }
 }
@@ -331,3 +377,19 @@ macro_rules! lanes_by_own_methods {
 }
 lanes_by_own_methods!(F32x8, 8);
 lanes_by_own_methods!(F32x16, 16);
+
+#[cfg(test)]
+mod tests {
+    use super::F32x8;
+
+    #[test]
+    fn transpose_swaps_rows_and_lanes() {
+        let m: [[f32; 8]; 8] = std::array::from_fn(|i| std::array::from_fn(|j| (8 * i + j) as f32));
+        let t = F32x8::transpose(m.map(|r| F32x8::load(&r)));
+        for (i, v) in t.iter().enumerate() {
+            let mut row = [0f32; 8];
+            v.store(&mut row);
+            assert_eq!(row, std::array::from_fn(|j| m[j][i]), "row {i}");
+        }
+    }
+}

@@ -803,6 +803,7 @@ fn run(
     let zeros = vec![0f32; npad.max(1)];
     let out = SharedOut::new(targets);
     let simd = lanes::simd();
+    let taps = taps(g, colour_of);
     for_each_task(pairs * chunks, |task| {
         let (pair, chunk) = (task / chunks, task % chunks);
         let (og, fg) = (pair / g.num_groups, pair % g.num_groups);
@@ -818,6 +819,8 @@ fn run(
         );
         // Image row pointers of one row block for the staged modules.
         let mut ptrs: Vec<[*const f32; ROWS]> = vec![[zeros.as_ptr(); ROWS]; stage];
+        let group_taps = &taps[fg * rows..(fg + 1) * rows];
+        let block_taps = |rb: usize| &group_taps[rb * ROWS..((rb + 1) * ROWS).min(rows)];
         let m_first = og * g.partial_sum;
         let mut m0 = m_first;
         while m0 < m_first + g.partial_sum {
@@ -825,7 +828,7 @@ fn run(
             stage_hid(hid, bt, g, fg, m0, ms, stage, npad);
             for rb in 0..nrb {
                 for (j, p) in ptrs.iter_mut().enumerate().take(ms) {
-                    *p = row_pointers(images, &zeros, g, colour_of, fg, (rb0 + rb) * ROWS, m0 + j);
+                    *p = row_pointers(images, &zeros, g, block_taps(rb0 + rb), m0 + j);
                 }
                 let a = &mut acc[rb * fblocks * ROWS * FILTERS..][..fblocks * ROWS * FILTERS];
                 let (p, z) = (&ptrs[..ms], zeros.as_ptr());
@@ -860,16 +863,19 @@ fn run(
                     break;
                 }
                 let t_row = (og * g.num_filter_colors * fp + row) * g.num_filters + fg * per_group;
-                for fb in 0..fblocks {
+                // SAFETY: the group's filters of output row `row` of partial-sum group
+                // `og` belong to this task only.
+                let t = unsafe { out.slice(t_row, per_group) };
+                for (fb, t) in t.chunks_exact_mut(FILTERS).enumerate() {
                     let a = &acc[((rb * fblocks + fb) * ROWS + r) * FILTERS..][..FILTERS];
-                    for (l, &prod) in a.iter().enumerate() {
-                        let i = t_row + fb * FILTERS + l;
-                        let v = if st != 0.0 {
-                            st.mul_add(out.get(i), so * prod)
-                        } else {
-                            so * prod
-                        };
-                        out.set(i, v);
+                    if st != 0.0 {
+                        for (t, &prod) in t.iter_mut().zip(a) {
+                            *t = st.mul_add(*t, so * prod);
+                        }
+                    } else {
+                        for (t, &prod) in t.iter_mut().zip(a) {
+                            *t = so * prod;
+                        }
                     }
                 }
             }
@@ -928,9 +934,21 @@ fn stage_hid(
                 &hid[(f * g.num_modules + m0 + j) * n..][..n]
             });
             let dst = &mut bt[(fb * stage + j) * npad * FILTERS..][..npad * FILTERS];
-            // Each case's 16 filters in turn: the writes run through `dst` in order.
+            // Each case's 16 filters in turn: the writes run through `dst` in order,
+            // by two 8 x 8 transposes per whole block of 8 cases, then case by case.
             let (cases, pad) = dst.split_at_mut(n * FILTERS);
-            for (c, d) in cases.chunks_exact_mut(FILTERS).enumerate() {
+            let (blocks, rest) = cases.as_chunks_mut::<{ 8 * FILTERS }>();
+            for (b, d) in blocks.iter_mut().enumerate() {
+                let half = |h: usize| {
+                    F8::transpose(std::array::from_fn(|l| F8::load(&src[8 * h + l][8 * b..])))
+                };
+                let (lo, hi) = (half(0), half(1));
+                for (c, d) in d.chunks_exact_mut(FILTERS).enumerate() {
+                    lo[c].store(&mut d[..8]);
+                    hi[c].store(&mut d[8..]);
+                }
+            }
+            for (c, d) in (8 * blocks.len()..).zip(rest.chunks_exact_mut(FILTERS)) {
                 for (v, s) in d.iter_mut().zip(&src) {
                     *v = s[c];
                 }
@@ -948,34 +966,46 @@ fn stage_hid(
     }
 }
 
-/// The image rows (cases contiguous) of rows `row0..row0+12` of filter group `fg` at
-/// module `m`; `zeros` for pixels outside the image and rows past the last.
-#[allow(clippy::too_many_arguments)]
+/// Where row `(c, p)` (filter colour, filter pixel) of a filter group reads: the first
+/// element of its image colour plane and the pixel's offset in the filter window.
+#[derive(Clone, Copy)]
+struct Tap {
+    plane: usize,
+    dy: i64,
+    dx: i64,
+}
+
+/// The [`Tap`] of every row of every filter group: `[group][row]`.
+fn taps(g: &Geometry, colour_of: &[usize]) -> Vec<Tap> {
+    let fp = g.filter_pixels();
+    (0..g.num_groups * g.num_filter_colors * fp)
+        .map(|i| {
+            let (c, px) = (i / fp, i % fp);
+            Tap {
+                plane: colour_of[c] * g.img_pixels,
+                dy: (px / g.filter_size) as i64,
+                dx: (px % g.filter_size) as i64,
+            }
+        })
+        .collect()
+}
+
+/// The image rows (cases contiguous) of the rows whose [`Tap`]s are `taps` (at most
+/// 12) at module `m`; `zeros` for pixels outside the image and rows past the last.
 fn row_pointers(
     images: &[f32],
     zeros: &[f32],
     g: &Geometry,
-    colour_of: &[usize],
-    fg: usize,
-    row0: usize,
+    taps: &[Tap],
     m: usize,
 ) -> [*const f32; ROWS] {
-    let fp = g.filter_pixels();
     let y0 = g.padding_start + ((m / g.num_modules_x) * g.module_stride) as i64;
     let x0 = g.padding_start + ((m % g.num_modules_x) * g.module_stride) as i64;
     let mut p = [zeros.as_ptr(); ROWS];
-    for (r, ptr) in p.iter_mut().enumerate() {
-        let row = row0 + r;
-        if row >= g.num_filter_colors * fp {
-            break;
-        }
-        let (c, px) = (row / fp, row % fp);
-        let y = y0 + (px / g.filter_size) as i64;
-        let x = x0 + (px % g.filter_size) as i64;
+    for (ptr, t) in p.iter_mut().zip(taps) {
+        let (y, x) = (y0 + t.dy, x0 + t.dx);
         if y >= 0 && (y as usize) < g.img_size_y && x >= 0 && (x as usize) < g.img_size_x {
-            let colour = colour_of[fg * g.num_filter_colors + c];
-            let start =
-                (colour * g.img_pixels + y as usize * g.img_size_x + x as usize) * g.img_stride;
+            let start = (t.plane + y as usize * g.img_size_x + x as usize) * g.img_stride;
             *ptr = images[start..start + g.num_images].as_ptr();
         }
     }
