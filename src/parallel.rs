@@ -2,7 +2,9 @@
 //! thread blocks becomes a list of independent tasks).
 //!
 //! Every output element is computed entirely inside one task, in the original's
-//! order, so results do not depend on how many threads run the tasks.
+//! order, so results do not depend on how many threads run the tasks. Each calling
+//! thread keeps its helper threads between calls: a kernel call wakes them (they spin
+//! briefly first), it does not start threads.
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
