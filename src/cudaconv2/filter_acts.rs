@@ -890,8 +890,8 @@ impl Launch<'_> {
     }
 
     /// Sums `terms` for image block `blk` into the tiles of filter blocks
-    /// `b0..b0+acc.len()` (from +0), in term order, with `filt` from
-    /// [`Self::filter_panel`].
+    /// `b0..b0+acc.len()` (from +0, whatever they held), in term order, with `filt`
+    /// from [`Self::filter_panel`].
     fn accumulate(
         &self,
         terms: &[Term],
@@ -901,7 +901,9 @@ impl Launch<'_> {
         acc: &mut [Tile],
         scratch: &mut Vec<Lane>,
     ) {
-        acc.fill([[[0.0; LANES]; TILE_V]; TILE_F]);
+        if terms.is_empty() {
+            acc.fill([[[0.0; LANES]; TILE_V]; TILE_F]);
+        }
         match blk.vecs {
             1 => self.accumulate_v::<1>(terms, filt, blk, b0, acc, scratch),
             2 => self.accumulate_v::<2>(terms, filt, blk, b0, acc, scratch),
@@ -956,7 +958,7 @@ impl Launch<'_> {
             match self.simd {
                 Simd::Avx2 => {
                     for (b, acc) in acc.iter_mut().enumerate() {
-                        tile::<V>(rows, filt(b), acc);
+                        tile::<V>(rows, filt(b), acc, c0 == 0);
                     }
                 }
                 // Two filter blocks at once (24 accumulators of 16 lanes).
@@ -964,10 +966,13 @@ impl Launch<'_> {
                 Simd::Avx512 => unsafe {
                     for (i, pair) in acc.chunks_mut(2).enumerate() {
                         match pair {
-                            [a, b] => {
-                                tile_wide::<V, 2>(rows, [filt(2 * i), filt(2 * i + 1)], [a, b])
-                            }
-                            [a] => tile_wide::<V, 1>(rows, [filt(2 * i)], [a]),
+                            [a, b] => tile_wide::<V, 2>(
+                                rows,
+                                [filt(2 * i), filt(2 * i + 1)],
+                                [a, b],
+                                c0 == 0,
+                            ),
+                            [a] => tile_wide::<V, 1>(rows, [filt(2 * i)], [a], c0 == 0),
                             _ => unreachable!("chunks of 1 or 2"),
                         }
                     }
@@ -1050,11 +1055,19 @@ fn has_negative_zero(acc: &Tile, width: usize) -> bool {
 }
 
 /// `acc[f][v] = fma(x[k][v], w[k][f], acc[f][v])` for every term `k` in order, in every
-/// lane (one GPU accumulator per lane), over the first `V` image vectors.
+/// lane (one GPU accumulator per lane), over the first `V` image vectors; the
+/// accumulators start from `out`, or from +0 when `first`.
 #[inline(always)]
-fn tile<const V: usize>(rows: &[&[Lane; V]], filt: &[[f32; TILE_F]], out: &mut Tile) {
-    let mut acc: [[V8; V]; TILE_F] =
-        std::array::from_fn(|f| std::array::from_fn(|v| V8::load(&out[f][v])));
+fn tile<const V: usize>(rows: &[&[Lane; V]], filt: &[[f32; TILE_F]], out: &mut Tile, first: bool) {
+    let mut acc: [[V8; V]; TILE_F] = std::array::from_fn(|f| {
+        std::array::from_fn(|v| {
+            if first {
+                V8::zero()
+            } else {
+                V8::load(&out[f][v])
+            }
+        })
+    });
     for (x, w) in rows.iter().zip(filt) {
         let x: [V8; V] = std::array::from_fn(|v| V8::load(&x[v]));
         for f in 0..TILE_F {
@@ -1080,13 +1093,14 @@ unsafe fn tile_wide<const V: usize, const P: usize>(
     rows: &[&[Lane; V]],
     filt: [&[[f32; TILE_F]]; P],
     out: [&mut Tile; P],
+    first: bool,
 ) {
     use super::lanes::F32x16 as V16;
     // Only even `V` are called (blocks of whole 16-lane vectors).
     assert!(V.is_multiple_of(2) && V <= TILE_V);
     let z = V / 2;
     let mut acc = [[[V16::zero(); TILE_V / 2]; TILE_F]; P];
-    for (acc, out) in acc.iter_mut().zip(&out) {
+    for (acc, out) in acc.iter_mut().zip(&out).filter(|_| !first) {
         for f in 0..TILE_F {
             let o = out[f].as_ptr().cast::<f32>();
             for (i, a) in acc[f][..z].iter_mut().enumerate() {
