@@ -1,5 +1,6 @@
-//! `convnet avg-test`, `convnet txt-preds` and `convnet test-log` (the 2012 scripts
-//! avg-test.py, txt-preds.py and test.py) give the original scripts' outputs
+//! `convnet avg-test`, `convnet avg-valid`, `convnet txt-preds` and `convnet test-log`
+//! (the 2012 scripts avg-test.py, avg-valid.py, txt-preds.py and test.py) give the
+//! original scripts' outputs
 //! (golden/preds/README.md, golden/testlog/README.md): the printed lines exactly, the
 //! summed predictions bit for bit.
 
@@ -72,6 +73,33 @@ fn avg_test_sums_as_the_original_script() {
     }
 }
 
+/// Both modes of avg-valid.py: the errors for given coefficients, and the search.
+#[test]
+fn avg_valid_prints_what_the_original_script_printed() {
+    let valid = golden("valid");
+    for (models, coeffs, want) in [
+        ("m1,m2", Some("0.3,0.7"), "avg-valid-coeffs.out"),
+        ("m1,m2", Some("1,0.25"), "avg-valid-coeffs2.out"),
+        ("m1,m2", None, "avg-valid-search.out"),
+        ("m1", None, "avg-valid-search1.out"),
+        ("m2,m1,m2", None, "avg-valid-search3.out"),
+    ] {
+        let dirs: Vec<String> = (models.split(','))
+            .map(|m| golden(&format!("in/{m}")).display().to_string())
+            .collect();
+        let dirs = dirs.join(",");
+        let mut args = vec!["avg-valid", &dirs];
+        args.extend(coeffs);
+        args.extend(["--valid-path", valid.to_str().unwrap()]);
+        let got = stdout_ok(&convnet(&args));
+        assert_eq!(
+            got,
+            std::fs::read_to_string(golden(want)).unwrap(),
+            "{want}"
+        );
+    }
+}
+
 #[test]
 fn txt_preds_prints_the_original_top_fives() {
     for (dir, want) in [("out", "txt-preds.txt"), ("in/m1", "txt-preds-m1.txt")] {
@@ -99,6 +127,33 @@ fn bad_inputs_are_errors() {
     let out = convnet(&["avg-test", m1.to_str().unwrap(), "/tmp/never", "x"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("coefficient 'x' is not a number"), "{err}");
+    // avg-valid: no validation batches where it looks; a file that is not a batch.
+    let out = convnet(&[
+        "avg-valid",
+        m1.to_str().unwrap(),
+        "--valid-path",
+        "/nonexistent",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("/nonexistent/batches.meta"), "{err}");
+    let valid = scratch("valid");
+    std::fs::create_dir_all(&valid).unwrap();
+    for f in ["batches.meta", "data_batch_1", "data_batch_2"] {
+        std::fs::copy(golden("valid").join(f), valid.join(f)).unwrap();
+    }
+    // The meta dict in place of batch 10.
+    std::fs::copy(golden("valid/batches.meta"), valid.join("data_batch_10")).unwrap();
+    let out = convnet(&[
+        "avg-valid",
+        m1.to_str().unwrap(),
+        "1",
+        "--valid-path",
+        valid.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("data_batch_10: not a batch"), "{err}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Port of convnet.py (both generations): the `convnet` program. Training, testing,
 //! resuming and the gradient check live in [`convnet::driver`]; this file only adds
-//! the `bench kernels`, `import`, `avg-test`, `txt-preds` and `test-log` subcommands.
+//! the `bench kernels`, `import`, `avg-test`, `avg-valid`, `txt-preds` and `test-log`
+//! subcommands.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -164,16 +165,54 @@ struct AvgTestArgs {
     coeffs: String,
 }
 
-fn avg_test(args: AvgTestArgs) -> Result<(), String> {
-    let dirs: Vec<PathBuf> = args.dirs.split(',').map(PathBuf::from).collect();
-    let coeffs = (args.coeffs.split(','))
+/// Comma-separated directories.
+fn dir_list(dirs: &str) -> Vec<PathBuf> {
+    dirs.split(',').map(PathBuf::from).collect()
+}
+
+/// Comma-separated coefficients (Python's `float(x)`).
+fn coeff_list(coeffs: &str) -> Result<Vec<f64>, String> {
+    (coeffs.split(','))
         .map(|c| {
             c.trim()
                 .parse::<f64>()
                 .map_err(|_| format!("coefficient '{c}' is not a number"))
         })
-        .collect::<Result<Vec<f64>, String>>()?;
-    convnet::driver::preds::avg_test(&dirs, &args.out, &coeffs, &mut std::io::stdout())
+        .collect()
+}
+
+fn avg_test(args: AvgTestArgs) -> Result<(), String> {
+    let coeffs = coeff_list(&args.coeffs)?;
+    let out = &mut std::io::stdout();
+    convnet::driver::preds::avg_test(&dir_list(&args.dirs), &args.out, &coeffs, out)
+}
+
+/// `convnet avg-valid DIRS [COEFFS]` (2012 avg-valid.py): the top-1 and top-5 errors of
+/// a weighted sum of several models' predictions on the validation batches, or, without
+/// coefficients, a search for the coefficients with the lowest top-5 error.
+#[derive(Parser)]
+#[command(name = "convnet avg-valid")]
+struct AvgValidArgs {
+    /// Comma-separated directories of test_preds_<n> files (one per model), made with
+    /// --test-out on the validation batches.
+    dirs: String,
+    /// Comma-separated coefficients, one per directory; without them, search.
+    coeffs: Option<String>,
+    /// The validation batches (data_batch_<n> and batches.meta with label_offset); the
+    /// script's fixed path by default.
+    #[arg(long = "valid-path", default_value = "/storage/lsvrc-2012")]
+    valid_path: PathBuf,
+}
+
+fn avg_valid(args: AvgValidArgs) -> Result<(), String> {
+    use convnet::driver::preds;
+    let dirs = dir_list(&args.dirs);
+    let ensemble = preds::Ensemble::load(&dirs, &args.valid_path)?;
+    let out = &mut std::io::stdout().lock();
+    match args.coeffs {
+        Some(c) => preds::avg_valid(&ensemble, &coeff_list(&c)?, out),
+        None => preds::find_coeffs(&ensemble, dirs.len(), out),
+    }
 }
 
 /// `convnet txt-preds DIR` (2012 txt-preds.py): each case's top five classes.
@@ -210,6 +249,7 @@ fn main() -> ExitCode {
         Some("bench") => return bench(BenchArgs::parse_from(sub())),
         Some("import") => return import(ImportArgs::parse_from(sub())),
         Some("avg-test") => return status(avg_test(AvgTestArgs::parse_from(sub()))),
+        Some("avg-valid") => return status(avg_valid(AvgValidArgs::parse_from(sub()))),
         Some("txt-preds") => {
             let args = TxtPredsArgs::parse_from(sub());
             let out = &mut std::io::stdout().lock();
