@@ -34,10 +34,15 @@ pub fn threads() -> usize {
 /// Runs `f` with kernels on this thread using `n` worker threads (for tests that
 /// compare thread counts inside one process).
 pub fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
-    let old = OVERRIDE.with(|o| o.replace(n));
-    let r = f();
-    OVERRIDE.with(|o| o.set(old));
-    r
+    /// Puts the previous count back, also when `f` panics.
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OVERRIDE.with(|o| o.set(self.0));
+        }
+    }
+    let _restore = Restore(OVERRIDE.with(|o| o.replace(n)));
+    f()
 }
 
 /// Runs `task(i)` for every `i` in `0..n` on [`threads`] threads (the caller's
