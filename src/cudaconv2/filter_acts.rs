@@ -60,14 +60,15 @@
 //! thread count nor the lane width. Image vectors are read in place from the image rows
 //! (zero-padded copies only for a last block of images that is not whole vectors); the
 //! terms go in chunks of 32 that stay in L1 while every filter block runs over them;
-//! filter values are packed per block of 4 filters (for conv, once per call for the
-//! modules without padding). The FMAs are AVX/FMA vector instructions (intrinsics, so
+//! filter values are packed per block of 4 filters (for conv, once per call for each
+//! window of in-image filter pixels: the modules sharing a window share it). The FMAs are AVX/FMA vector instructions (intrinsics, so
 //! that the test profile's opt-level 2 also vectorises them).
 
 use super::lanes::{self, F32x8 as V8, Simd};
 use super::{require, MatShape, ShapeError};
 use crate::nvmatrix::NvMatrix;
 use crate::parallel::{for_each_task, SharedOut};
+use std::sync::OnceLock;
 
 /// `B_Y`: threads in y of every filterActs block = filter pixels per shared-memory chunk.
 const B_Y: usize = 4;
@@ -811,42 +812,55 @@ impl Launch<'_> {
         let out = SharedOut::new(out);
         let groups = self.num_groups;
         let blocks = image_blocks(self.num_images, self.simd);
-        // conv: the filter panel of a module without padding pixels, per group.
-        let shared: Vec<Vec<[f32; TILE_F]>> = if self.conv {
-            (0..groups)
-                .map(|g| {
-                    let real: Vec<Term> = self
-                        .literal_terms(0, g)
-                        .into_iter()
-                        .filter(|t| t.filt.is_some())
-                        .collect();
-                    let mut panel = Vec::new();
-                    self.filter_panel(
-                        &real,
-                        g * self.filters_per_group(),
-                        self.filters_per_group(),
-                        &mut panel,
-                    );
-                    panel
-                })
-                .collect()
+        // conv: the filter panel of each (group, window), made by the first task that
+        // needs it.
+        let (window, windows) = self.windows();
+        let panels: Vec<OnceLock<Vec<[f32; TILE_F]>>> = if self.conv {
+            (0..groups * windows).map(|_| OnceLock::new()).collect()
         } else {
             Vec::new()
         };
         for_each_task(self.num_modules() * groups, |task| {
             let (m, g) = (task / groups, task % groups);
-            self.task(m, g, &blocks, shared.get(g), out)
+            self.task(m, g, &blocks, panels.get(g * windows + window[m]), out)
         });
     }
 
-    /// Module `m`, group `g`: all the group's filters for all images. `shared`: the
-    /// filter panel of the group's terms without padding (conv).
+    /// Each module's window of in-image filter pixels, numbered, and how many there
+    /// are. Modules with the same window add the same filter rows in the same order.
+    fn windows(&self) -> (Vec<usize>, usize) {
+        let fs = self.filter_size as i64;
+        // The in-image filter offsets [lo, hi) along one axis for a window from `start`.
+        let clip = |start: i64, size: usize| {
+            let lo = (-start).clamp(0, fs);
+            (lo, (size as i64 - start).clamp(lo, fs))
+        };
+        let mut seen: Vec<((i64, i64), (i64, i64))> = Vec::new();
+        let window = (0..self.num_modules())
+            .map(|m| {
+                let at = |i: usize| self.padding_start + (i * self.module_stride) as i64;
+                let key = (
+                    clip(at(m / self.num_modules_x), self.img_size_y),
+                    clip(at(m % self.num_modules_x), self.img_size_x),
+                );
+                seen.iter().position(|&k| k == key).unwrap_or_else(|| {
+                    seen.push(key);
+                    seen.len() - 1
+                })
+            })
+            .collect();
+        (window, seen.len())
+    }
+
+    /// Module `m`, group `g`: all the group's filters for all images. `panel`: the
+    /// filter panel of the module's window in the group (conv), made here if no task
+    /// has made it yet.
     fn task(
         &self,
         m: usize,
         g: usize,
         blocks: &[ImageBlock],
-        shared: Option<&Vec<[f32; TILE_F]>>,
+        panel: Option<&OnceLock<Vec<[f32; TILE_F]>>>,
         out: SharedOut,
     ) {
         let nfg = self.filters_per_group();
@@ -862,11 +876,16 @@ impl Launch<'_> {
                 .filter(|t| t.img.is_some() && t.filt.is_some())
                 .collect()
         };
-        let mut own = Vec::new();
-        let filt = match shared {
-            Some(p) if !literal && fast.len() * nfg == p.len() * TILE_F => p,
+        let make = |terms: &[Term]| {
+            let mut p = Vec::new();
+            self.filter_panel(terms, f0, nfg, &mut p);
+            p
+        };
+        let own;
+        let filt = match panel {
+            Some(p) if !literal => p.get_or_init(|| make(&fast)),
             _ => {
-                self.filter_panel(&fast, f0, nfg, &mut own);
+                own = make(&fast);
                 &own
             }
         };
