@@ -153,7 +153,10 @@ fn bad_inputs_are_errors() {
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("data_batch_10: not a batch"), "{err}");
+    assert!(
+        err.contains("data_batch_10: not a (jpeg_strings, orig_sizes, labels) tuple"),
+        "{err}"
+    );
 }
 
 #[test]

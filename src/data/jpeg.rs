@@ -77,21 +77,35 @@ fn items(o: &PyObj) -> Option<Vec<Obj>> {
     }
 }
 
+/// A batch file's `(jpeg_strings, orig_sizes, labels)` tuple: the strings, and each
+/// label's class index (`labels[k] = (wnid, index or None)`; `None` in the 2012 test
+/// set).
+pub(crate) fn batch_parts(obj: &PyObj) -> Result<(Vec<Obj>, Vec<Option<i64>>), String> {
+    let parts = items(obj)
+        .filter(|v| v.len() == 3)
+        .ok_or("not a (jpeg_strings, orig_sizes, labels) tuple")?;
+    let (strings, labels) = match (items(&parts[0]), items(&parts[2])) {
+        (Some(s), Some(l)) if s.len() == l.len() => (s, l),
+        _ => return Err("jpeg_strings and labels are not lists of the same length".into()),
+    };
+    let labels = (labels.iter().enumerate())
+        .map(|(k, l)| match items(l).as_deref() {
+            Some([_, idx]) => match &**idx {
+                PyObj::None => Ok(None),
+                PyObj::Int(i) => Ok(Some(*i)),
+                _ => Err(format!("labels[{k}][1] is neither an int nor None")),
+            },
+            _ => Err(format!("labels[{k}] is not a (name, index) pair")),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((strings, labels))
+}
+
 /// `JPEGBatchLoaderThread.load_jpeg_batch`: the batch file at `path`, decoded.
 fn load_jpeg_batch(path: &Path, p: LoadParams) -> Result<Decoded, String> {
     let err = |m: String| format!("{}: {m}", path.display());
     let obj = checkpoint::load(path).map_err(|e| e.to_string())?;
-    let parts = items(&obj)
-        .filter(|v| v.len() == 3)
-        .ok_or_else(|| err("not a (jpeg_strings, orig_sizes, labels) tuple".into()))?;
-    let (strings, labels) = match (items(&parts[0]), items(&parts[2])) {
-        (Some(s), Some(l)) if s.len() == l.len() => (s, l),
-        _ => {
-            return Err(err(
-                "jpeg_strings and labels are not lists of the same length".into(),
-            ))
-        }
-    };
+    let (strings, labels) = batch_parts(&obj).map_err(err)?;
     let num_vis = 3 * p.size * p.size;
     let mut out = Decoded {
         cases: 0,
@@ -102,14 +116,7 @@ fn load_jpeg_batch(path: &Path, p: LoadParams) -> Result<Decoded, String> {
         let PyObj::Bytes(bytes) = &**s else {
             return Err(err(format!("jpeg_strings[{k}] is not a str")));
         };
-        let label = match items(l).as_deref() {
-            Some([_, idx]) => match &**idx {
-                PyObj::None => 0,
-                PyObj::Int(i) => i + p.label_offset,
-                _ => return Err(err(format!("labels[{k}][1] is neither an int nor None"))),
-            },
-            _ => return Err(err(format!("labels[{k}] is not a (name, index) pair"))),
-        };
+        let label = l.map_or(0, |i| i + p.label_offset);
         // The original skipped the images PIL could not read (IOError).
         let Ok((h, w, planes)) = decode_planes(bytes) else {
             continue;

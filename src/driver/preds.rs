@@ -144,14 +144,6 @@ pub struct Ensemble {
     batches: Vec<(Vec<Preds>, Vec<PathBuf>, Vec<i64>)>,
 }
 
-/// An int of an unpickled object.
-fn int(o: &PyObj) -> Option<i64> {
-    match o {
-        PyObj::Int(i) => Some(*i),
-        _ => None,
-    }
-}
-
 impl Ensemble {
     /// For each file of the first directory (by name, each `test_preds_<n>`): that file
     /// of every directory, and the labels of `<valid>/data_batch_<n>`, `[d[1] +
@@ -160,10 +152,10 @@ impl Ensemble {
         let first = dirs.first().ok_or("no prediction directories")?;
         let meta_path = valid.join("batches.meta");
         let meta = crate::checkpoint::load(&meta_path).map_err(|e| e.to_string())?;
-        let offset = meta
-            .get("label_offset")
-            .and_then(|o| int(&o))
-            .ok_or_else(|| format!("{}: no int 'label_offset'", meta_path.display()))?;
+        let offset = match meta.get("label_offset").as_deref() {
+            Some(PyObj::Int(i)) => *i,
+            _ => return Err(format!("{}: no int 'label_offset'", meta_path.display())),
+        };
         let mut batches = Vec::new();
         for name in sorted_names(first)? {
             let b = batch_number(first, &name)?;
@@ -173,30 +165,17 @@ impl Ensemble {
                 .map(|f| read(f))
                 .collect::<Result<Vec<_>, _>>()?;
             let path = valid.join(format!("data_batch_{b}"));
+            let err = |m: String| format!("{}: {m}", path.display());
             let batch = crate::checkpoint::load(&path).map_err(|e| e.to_string())?;
-            let bad = || {
-                format!(
-                    "{}: not a batch whose item 2 lists (name, index) pairs",
-                    path.display()
-                )
-            };
-            let list = match &*batch {
-                PyObj::Tuple(v) if v.len() > 2 => v[2].clone(),
-                PyObj::List(v) if v.borrow().len() > 2 => v.borrow()[2].clone(),
-                _ => return Err(bad()),
-            };
-            let labels = match &*list {
-                PyObj::List(v) => v
-                    .borrow()
-                    .iter()
-                    .map(|d| match &**d {
-                        PyObj::Tuple(t) if t.len() > 1 => int(&t[1]).map(|l| l + offset),
-                        _ => None,
-                    })
-                    .collect::<Option<Vec<i64>>>()
-                    .ok_or_else(bad)?,
-                _ => return Err(bad()),
-            };
+            let (_, indices) = crate::data::jpeg::batch_parts(&batch).map_err(err)?;
+            // The script adds the offset to every index (None, as in a test batch,
+            // made it crash).
+            let labels = (indices.iter().enumerate())
+                .map(|(k, i)| {
+                    i.map(|i| i + offset)
+                        .ok_or_else(|| err(format!("labels[{k}] has no class index")))
+                })
+                .collect::<Result<Vec<i64>, String>>()?;
             batches.push((preds, files, labels));
         }
         Ok(Ensemble { batches })
