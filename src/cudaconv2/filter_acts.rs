@@ -61,8 +61,9 @@
 //! (zero-padded copies only for a last block of images that is not whole vectors); the
 //! terms go in chunks of 32 that stay in L1 while every filter block runs over them;
 //! filter values are packed per block of 4 filters (for conv, once per call for each
-//! window of in-image filter pixels: the modules sharing a window share it). The FMAs are AVX/FMA vector instructions (intrinsics, so
-//! that the test profile's opt-level 2 also vectorises them).
+//! window of in-image filter pixels: the modules sharing a window share it). The FMAs
+//! are AVX/FMA vector instructions (intrinsics, so that the test profile's opt-level 2
+//! also vectorises them).
 
 use super::lanes::{self, F32x8 as V8, Simd};
 use super::{require, MatShape, ShapeError};
@@ -812,17 +813,19 @@ impl Launch<'_> {
         let out = SharedOut::new(out);
         let groups = self.num_groups;
         let blocks = image_blocks(self.num_images, self.simd);
-        // conv: the filter panel of each (group, window), made by the first task that
-        // needs it.
-        let (window, windows) = self.windows();
-        let panels: Vec<OnceLock<Vec<[f32; TILE_F]>>> = if self.conv {
-            (0..groups * windows).map(|_| OnceLock::new()).collect()
+        // conv: each module's window, and the filter panel of each (group, window),
+        // made by the first task that needs it (local: every module its own).
+        let (window, windows) = if self.conv {
+            self.windows()
         } else {
-            Vec::new()
+            (Vec::new(), 0)
         };
+        let panels: Vec<OnceLock<Vec<[f32; TILE_F]>>> =
+            (0..groups * windows).map(|_| OnceLock::new()).collect();
         for_each_task(self.num_modules() * groups, |task| {
             let (m, g) = (task / groups, task % groups);
-            self.task(m, g, &blocks, panels.get(g * windows + window[m]), out)
+            let panel = window.get(m).map(|&w| &panels[g * windows + w]);
+            self.task(m, g, &blocks, panel, out)
         });
     }
 
