@@ -509,18 +509,20 @@ unsafe fn eltwise<const N: usize>(srcs: [Src; N], dst: Dst, f: impl Fn([f32; N])
         );
         if lines {
             // Operands along the target's lines or broadcast along them (`kColVectorOp`):
-            // tiles of LB elements, a broadcast value filled in, so the loop vectorises.
+            // tiles of LB elements, a broadcast value filled in once per line, so the
+            // loop vectorises.
             let mut x = [[0f32; LB]; N];
             for fi in f0..f1 {
                 let base: [*const f32; N] =
                     std::array::from_fn(|k| unsafe { srcs[k].line(fi * across[k]) });
                 let out = unsafe { dst.line(fi) };
+                for k in (0..N).filter(|&k| along[k] == 0) {
+                    x[k] = [unsafe { *base[k] }; LB];
+                }
                 for c0 in (l0..l1).step_by(LB) {
                     let len = LB.min(l1 - c0);
-                    for k in 0..N {
-                        if along[k] == 0 {
-                            x[k] = [unsafe { *base[k] }; LB];
-                        } else if len == LB {
+                    for k in (0..N).filter(|&k| along[k] != 0) {
+                        if len == LB {
                             // A whole tile: a fixed-size copy, compiled inline.
                             x[k] = unsafe { *base[k].add(c0).cast::<[f32; LB]>() };
                         } else {
