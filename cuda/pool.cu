@@ -81,10 +81,10 @@ __device__ __forceinline__ bool pool_covering(int p, int startX, int subsX, int 
 }
 
 // The undo kernels' write: prod, or scaleTargets * target + scaleOutput * prod with the
-// second product fused.
+// first product fused (as nvcc contracts the original's expression).
 __device__ __forceinline__ float pool_undo_write(float t, float prod, int add, float scaleTargets,
                                                  float scaleOutput) {
-    return add ? fmaf(prod, scaleOutput, scaleTargets * t) : prod;
+    return add ? fmaf(scaleTargets, t, prod * scaleOutput) : prod;
 }
 
 // kLocalMaxUndo: one image element; over the covering outputs (rows, then columns)

@@ -500,7 +500,7 @@ fn undo_kernels_are_the_gradients_of_their_forward() {
 }
 
 #[test]
-fn scaled_writes_accumulate_with_the_fused_second_product() {
+fn scaled_writes_accumulate_with_the_fused_first_product() {
     let g = Geo::new(16, 9, 37, 3, -1, 2, 5);
     let images = g.images(21, -1.0, 1.0);
     let acts = NvMatrix::from_vec(g.f * g.outputs(), g.n, false, pool(&g, &images, Kind::Max));
@@ -512,8 +512,8 @@ fn scaled_writes_accumulate_with_the_fused_second_product() {
         let m = max_undo(&g, &images, &grads, &acts, Some(&t0), st, so);
         let a = avg_undo(&g, &grads, Some(&t0), st, so);
         for k in 0..g.in_len() {
-            let want_m = plain_max[k].mul_add(so, st * t0.data()[k]);
-            let want_a = plain_avg[k].mul_add(so, st * t0.data()[k]);
+            let want_m = st.mul_add(t0.data()[k], plain_max[k] * so);
+            let want_a = st.mul_add(t0.data()[k], plain_avg[k] * so);
             assert_eq!(
                 m[k].to_bits(),
                 want_m.to_bits(),

@@ -496,12 +496,13 @@ fn coverings(
 }
 
 /// The final write of the undo kernels: `prod` when `!add`, else
-/// `scaleTargets * t + scaleOutputs * prod` with the second product fused.
+/// `scaleTargets * t + scaleOutputs * prod` with the first product fused, as nvcc
+/// contracts it (`fma(t, scaleTargets, prod * scaleOutputs)` in the original's PTX).
 #[inline(always)]
 fn write_lanes<const L: usize>(d: &mut [f32; L], acc: &[f32; L], add: bool, st: f32, so: f32) {
     if add {
         for i in 0..L {
-            d[i] = acc[i].mul_add(so, st * d[i]);
+            d[i] = st.mul_add(d[i], acc[i] * so);
         }
     } else {
         *d = *acc;
