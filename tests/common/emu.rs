@@ -50,10 +50,15 @@ pub fn gpus() -> Vec<Cuda> {
     }
 }
 
-/// The emulation, or `None` with the reason (no C++ compiler) printed once.
+/// The emulation, or `None` with the reason (no C++ compiler, or
+/// `CONVNET_NO_EMULATION=1`, which .ci/gpu-check sets: CI runs the emulation) printed.
 pub fn emu() -> Option<Emu> {
     static LIB: OnceLock<Result<usize, String>> = OnceLock::new();
-    match LIB.get_or_init(build) {
+    let off = || match std::env::var("CONVNET_NO_EMULATION").as_deref() {
+        Ok("1") => Err("CONVNET_NO_EMULATION=1".to_string()),
+        _ => build(),
+    };
+    match LIB.get_or_init(off) {
         Ok(handle) => Some(Emu {
             handle: *handle,
             syms: RefCell::new(HashMap::new()),
