@@ -4,7 +4,11 @@
 //! Each kernel runs repeatedly on seeded inputs; the best time per call counts. Lines
 //! are JSON objects, one per measurement, e.g.
 //! `{"kernel": "filterActs", "case": "18pct-conv2", "gflops": 61.2, "of_peak": 0.55}`.
+//! With `--device cuda`, the convolution kernels of `cuda/` on a GPU instead
+//! ([`gpu_kernels`]; no peak measured there).
 
+use crate::cuda::launch::conv as dev;
+use crate::cuda::{Backend, DevBuf, DevMat, GpuError};
 use crate::cudaconv2::conv_util::norm::{
     conv_response_norm, conv_response_norm_cross_map, conv_response_norm_cross_map_undo,
     conv_response_norm_undo,
@@ -146,16 +150,20 @@ fn mem_line(kernel: &'static str, case: &str, secs: f64, bytes: f64) -> Line {
 }
 
 impl Line {
-    /// The JSON object printed for this line, given the machine's peak; memory-bound
-    /// lines are compared with a copy of the same number of bytes, measured here.
-    pub fn json(&self, peak_gflops: f64) -> String {
+    /// The JSON object printed for this line, given the machine's peak (none on a GPU);
+    /// memory-bound lines are compared with a copy of the same number of bytes, measured
+    /// here.
+    pub fn json(&self, peak_gflops: Option<f64>) -> String {
         let mut s = format!(
             "{{\"kernel\": \"{}\", \"case\": \"{}\"",
             self.kernel, self.case
         );
         if let Some(f) = self.flops {
             let g = f / self.secs / 1e9;
-            s += &format!(", \"gflops\": {g:.1}, \"of_peak\": {:.2}", g / peak_gflops);
+            s += &format!(", \"gflops\": {g:.1}");
+            if let Some(peak) = peak_gflops {
+                s += &format!(", \"of_peak\": {:.2}", g / peak);
+            }
         }
         if let Some(b) = self.bytes {
             let g = b / self.secs / 1e9;
@@ -569,4 +577,121 @@ pub fn kernels(only: Option<&str>, min_secs: f64, mut emit: impl FnMut(Line)) {
                 .for_each(&mut emit);
         }
     }
+}
+
+/// The filterActs, imgActs and weightActs kernels of `cuda/` on the GPU `b` at every
+/// shape of [`NET_SHAPES`] whose kernel or case name contains `only`: seconds per call
+/// from launch to completion (a one-word read of the output waits for the kernel).
+pub fn gpu_kernels(
+    b: &dyn Backend,
+    only: Option<&str>,
+    min_secs: f64,
+    mut emit: impl FnMut(Line),
+) -> Result<(), GpuError> {
+    let wanted =
+        |kernel: &str, case: &str| only.is_none_or(|o| kernel.contains(o) || case.contains(o));
+    for &s in NET_SHAPES {
+        let c = Conv::new(s);
+        let up = |m: &NvMatrix| -> Result<(DevBuf, usize, usize), GpuError> {
+            Ok((b.upload(m.data())?, m.rows(), m.cols()))
+        };
+        let (images, filters, hid) = (up(&c.images)?, up(&c.filters)?, up(&c.hid)?);
+        fn mat(m: &(DevBuf, usize, usize)) -> Result<DevMat<'_>, GpuError> {
+            DevMat::new(&m.0, m.1, m.2)
+        }
+        let (im, fi, hi) = (mat(&images)?, mat(&filters)?, mat(&hid)?);
+        let n = s.images;
+        let banks = match (s.local, s.partial_sum) {
+            (true, _) => s.modules(),
+            (false, 0) => 1,
+            (false, p) => s.modules() / p,
+        };
+        let per_bank = s.filter_rows() / if s.local { s.modules() } else { 1 };
+        let outs = [
+            (s.filters * s.modules(), n),
+            (s.colors * s.img_size * s.img_size, n),
+            (banks * per_bank, s.filters),
+        ];
+        let (pad, img, mx) = (s.padding_start(), s.img_size, s.modules_x);
+        let (stride, colors, groups) = (s.stride, s.colors, s.groups);
+        for (k, kernel) in ["filterActs", "imgActs", "weightActs"]
+            .into_iter()
+            .enumerate()
+        {
+            if !wanted(kernel, s.name) {
+                continue;
+            }
+            let buf = b.alloc(outs[k].0 * outs[k].1)?;
+            let out = DevMat::new(&buf, outs[k].0, outs[k].1)?;
+            let run = || -> Result<(), GpuError> {
+                match (k, s.local) {
+                    (0, false) => dev::conv_filter_acts(
+                        b, &im, &fi, &out, img, mx, mx, pad, stride, colors, groups, 0.0, 1.0,
+                    ),
+                    (0, true) => dev::local_filter_acts(
+                        b, &im, &fi, &out, img, mx, mx, pad, stride, colors, groups, 0.0, 1.0,
+                    ),
+                    (1, false) => dev::conv_img_acts(
+                        b, &hi, &fi, &out, img, img, mx, pad, stride, colors, groups, 0.0, 1.0,
+                    ),
+                    (1, true) => dev::local_img_acts(
+                        b, &hi, &fi, &out, img, img, mx, pad, stride, colors, groups, 0.0, 1.0,
+                    ),
+                    (_, false) => dev::conv_weight_acts(
+                        b,
+                        &im,
+                        &hi,
+                        &out,
+                        img,
+                        mx,
+                        mx,
+                        s.filter_size,
+                        pad,
+                        stride,
+                        colors,
+                        groups,
+                        s.partial_sum,
+                        0.0,
+                        1.0,
+                    ),
+                    (_, true) => dev::local_weight_acts(
+                        b,
+                        &im,
+                        &hi,
+                        &out,
+                        img,
+                        mx,
+                        mx,
+                        s.filter_size,
+                        pad,
+                        stride,
+                        colors,
+                        groups,
+                        0.0,
+                        1.0,
+                    ),
+                }?;
+                b.read_words(&buf, 0, &mut [0u32])
+            };
+            run()?;
+            let mut failed = Ok(());
+            let secs = best_secs(
+                || {
+                    if let Err(e) = run() {
+                        failed = Err(e);
+                    }
+                },
+                min_secs,
+            );
+            failed?;
+            emit(Line {
+                kernel,
+                case: s.name.into(),
+                secs,
+                flops: Some(s.flops()),
+                bytes: None,
+            });
+        }
+    }
+    Ok(())
 }

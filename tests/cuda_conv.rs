@@ -877,3 +877,22 @@ fn rejected_shapes_are_rejected() {
         assert!(r.unwrap_err().0.contains("not resized"));
     }
 }
+
+/// `convnet bench kernels --device cuda` times the three kernels of a net shape on each
+/// backend (each line with its shape's flops and a positive time).
+#[test]
+fn the_gpu_bench_times_each_kernel() {
+    for b in backends() {
+        let mut lines = Vec::new();
+        convnet::bench::gpu_kernels(&*b, Some("18pct-conv3"), 0.0, |l| lines.push(l)).unwrap();
+        let kernels: Vec<&str> = lines.iter().map(|l| l.kernel).collect();
+        assert_eq!(
+            kernels,
+            ["filterActs", "imgActs", "weightActs"],
+            "on {}",
+            b.name()
+        );
+        assert!(lines.iter().all(|l| l.secs > 0.0 && l.flops.is_some()));
+        eprintln!("{}", lines[0].json(None));
+    }
+}

@@ -20,9 +20,18 @@ struct BenchArgs {
     /// Minimum seconds to repeat each measurement.
     #[arg(long = "min-secs", default_value_t = 0.5)]
     min_secs: f64,
+    /// Where the kernels run: the CPU port, or our CUDA kernels (convolutions only).
+    #[arg(long, value_parser = ["cpu", "cuda"], default_value = "cpu")]
+    device: String,
+    /// The CUDA device with `--device cuda`.
+    #[arg(long, default_value_t = 0)]
+    gpu: usize,
 }
 
 fn bench(args: BenchArgs) -> ExitCode {
+    if args.device == "cuda" {
+        return bench_gpu(&args);
+    }
     let (lanes, peak) = convnet::bench::peak_gflops();
     let copy = convnet::bench::copy_gbps(64 << 20);
     let threads = convnet::parallel::threads();
@@ -31,9 +40,28 @@ fn bench(args: BenchArgs) -> ExitCode {
     );
     println!("{{\"kernel\": \"copy\", \"case\": \"64MiB\", \"gbps\": {copy:.1}}}");
     convnet::bench::kernels(args.only.as_deref(), args.min_secs, |line| {
-        println!("{}", line.json(peak))
+        println!("{}", line.json(Some(peak)))
     });
     ExitCode::SUCCESS
+}
+
+/// `convnet bench kernels --device cuda`: our CUDA convolution kernels on GPU `--gpu`.
+fn bench_gpu(args: &BenchArgs) -> ExitCode {
+    use convnet::cuda::{Backend, Cuda};
+    let run = || -> Result<(), convnet::cuda::GpuError> {
+        let gpu = Cuda::open(args.gpu)?;
+        println!("{{\"kernel\": \"device\", \"name\": \"{}\"}}", gpu.name());
+        convnet::bench::gpu_kernels(&gpu, args.only.as_deref(), args.min_secs, |line| {
+            println!("{}", line.json(None))
+        })
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("convnet: error: bench kernels --device cuda: GPU: {}", e.0);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `convnet import fashion-mnist|cifar10|jpeg-folder`: write cuda-convnet batch files
