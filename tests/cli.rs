@@ -332,3 +332,38 @@ fn without_a_checkpoint_both_files_are_required() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("Option --layer-def (Layer definition file) not supplied"));
 }
+
+/// `--bench` with `CONVNET_PROFILE=1` prints each layer's time per minibatch in fprop,
+/// bprop and update, and the time outside the layers, before the bench lines.
+#[test]
+fn bench_profile_lists_every_layer() {
+    let out = Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .current_dir(root())
+        .env("CONVNET_PROFILE", "1")
+        .args([
+            "--layer-def=layer-defs/cifar10-80sec.cfg",
+            "--layer-params=params/cifar10-80sec.cfg",
+            "--data-dims=3072,1",
+            "--mini=8",
+            "--bench=1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let profile: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("profile: "))
+        .collect();
+    assert!(
+        profile
+            .iter()
+            .any(|l| l.starts_with("profile: conv2 (conv): fprop ")
+                && l.contains(" ms, bprop ")
+                && l.ends_with(" ms")),
+        "{stdout}"
+    );
+    assert_eq!(profile.len(), 17, "16 layers and the rest: {stdout}");
+    assert!(profile[16].starts_with("profile: outside the layers: "));
+    assert!(stdout.trim_end().ends_with(" images/s"));
+}

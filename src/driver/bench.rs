@@ -1,5 +1,7 @@
 //! `convnet --bench N` (ours, no original counterpart): training speed of a net on
 //! synthetic data. One minibatch trains untimed (warm-up), then N minibatches are timed.
+//! With `CONVNET_PROFILE=1` it also prints each layer's milliseconds per minibatch in
+//! fprop, bprop and update, and the time outside the layers.
 
 use super::Network;
 use crate::net::NetError;
@@ -48,14 +50,35 @@ pub fn run(
 ) -> Result<Vec<String>, NetError> {
     let data = synthetic_minibatch(dims, classes, mini, seed);
     net.train_batch(&data, 0.0)?;
+    let profiling = std::env::var("CONVNET_PROFILE").as_deref() == Ok("1");
+    net.set_profiling(profiling);
     let t0 = Instant::now();
     for _ in 0..n {
         net.train_batch(&data, 0.0)?;
     }
     let secs = t0.elapsed().as_secs_f64();
     let images = (n * mini) as f64;
-    Ok(vec![
-        format!("bench: {n} minibatches of {mini} images in {secs:.3} s"),
-        format!("bench: {:.1} images/s", images / secs.max(1e-9)),
-    ])
+    let mut out = Vec::new();
+    if profiling {
+        let ms = |s: f64| 1e3 * s / n.max(1) as f64;
+        let mut inside = 0.0;
+        for (name, ty, [f, b, u]) in net.profile() {
+            inside += f + b + u;
+            out.push(format!(
+                "profile: {name} ({ty}): fprop {:.2} ms, bprop {:.2} ms, update {:.2} ms",
+                ms(f),
+                ms(b),
+                ms(u)
+            ));
+        }
+        out.push(format!(
+            "profile: outside the layers: {:.2} ms",
+            ms(secs - inside)
+        ));
+    }
+    out.push(format!(
+        "bench: {n} minibatches of {mini} images in {secs:.3} s"
+    ));
+    out.push(format!("bench: {:.1} images/s", images / secs.max(1e-9)));
+    Ok(out)
 }

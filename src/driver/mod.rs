@@ -95,6 +95,12 @@ pub trait Network {
     ) -> Result<GcSummary, NetError>;
     /// `syncWithHost()`: the weights back into the layer dicts.
     fn sync_to_host(&self, net: &mut Net);
+    /// Starts per-layer timing (`--bench` with `CONVNET_PROFILE=1`).
+    fn set_profiling(&mut self, _on: bool) {}
+    /// Per layer (name, type): seconds in fprop, bprop and update while timing.
+    fn profile(&self) -> Vec<(String, String, [f64; 3])> {
+        Vec::new()
+    }
     /// How many devices the net is placed on (2012 `gpu=` towers).
     fn towers(&self) -> usize {
         1
@@ -106,6 +112,12 @@ pub trait Network {
 }
 
 impl Network for ConvNet {
+    fn set_profiling(&mut self, on: bool) {
+        ConvNet::set_profiling(self, on)
+    }
+    fn profile(&self) -> Vec<(String, String, [f64; 3])> {
+        ConvNet::profile(self)
+    }
     fn train_batch(&mut self, data: &[NvMatrix], progress: f64) -> Result<Cost, NetError> {
         ConvNet::train_batch(self, data, progress)
     }

@@ -109,6 +109,18 @@ pub struct ConvNet {
     bwd_passes: usize,
     /// Progress of the 2012 schedules in the current batch.
     progress: f64,
+    /// Seconds spent in each layer's fprop, bprop and update ([`ConvNet::profile`]),
+    /// when enabled.
+    profile: Option<Profile>,
+}
+
+/// Wall time per layer and phase (ours: `--bench` with `CONVNET_PROFILE=1`). Every
+/// kernel call of the CUDA path ends with its download, so a layer's time includes its
+/// device work.
+struct Profile {
+    /// The phase now running: 0 fprop, 1 bprop, 2 update.
+    phase: usize,
+    secs: Vec<[f64; 3]>,
 }
 
 impl ConvNet {
@@ -315,6 +327,7 @@ impl ConvNet {
             num_cases: 0,
             bwd_passes: 0,
             progress: 0.0,
+            profile: None,
         })
     }
 }
@@ -440,7 +453,37 @@ impl ConvNet {
             device: &worker.device,
         };
         let layer = &mut self.layers[l];
-        f(&mut layer.kind, &io, &mut rt).map_err(|e| named(e, &layer.name))
+        let start = self.profile.as_ref().map(|_| std::time::Instant::now());
+        let r = f(&mut layer.kind, &io, &mut rt).map_err(|e| named(e, &layer.name));
+        if let (Some(p), Some(t)) = (&mut self.profile, start) {
+            p.secs[l][p.phase] += t.elapsed().as_secs_f64();
+        }
+        r
+    }
+
+    /// Starts (or stops, discarding) the per-layer timing of [`ConvNet::profile`].
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(|| Profile {
+            phase: 0,
+            secs: vec![[0.0; 3]; self.layers.len()],
+        });
+    }
+
+    /// Per layer (name, type): seconds in fprop, bprop and update since profiling
+    /// started; empty when it is off.
+    pub fn profile(&self) -> Vec<(String, String, [f64; 3])> {
+        let Some(p) = &self.profile else {
+            return Vec::new();
+        };
+        (self.layers.iter().zip(&p.secs))
+            .map(|(l, s)| (l.name.clone(), l.ty.clone(), *s))
+            .collect()
+    }
+
+    fn set_phase(&mut self, phase: usize) {
+        if let Some(p) = &mut self.profile {
+            p.phase = phase;
+        }
     }
 
     /// Flips the views of layer `l`'s own and its inputs' matrices to its orientation
@@ -495,6 +538,7 @@ impl ConvNet {
     /// `fprop(data, passType)` on one minibatch: `data[i]` is the matrix of `dataIdx
     /// i`, `(dims, cases)` row-major.
     pub fn fprop(&mut self, data: &[NvMatrix], pass: Pass) -> Result<(), NetError> {
+        self.set_phase(0);
         self.reset();
         self.num_cases = data.first().map_or(0, NvMatrix::cols);
         for d in self.data_layers.clone() {
@@ -568,6 +612,7 @@ impl ConvNet {
     /// `bprop(passType)`: from each cost layer, in the order of the cost list (2012:
     /// first counts the backward pass, `numBwdMiniPasses`).
     pub fn bprop(&mut self, pass: Pass) -> Result<(), NetError> {
+        self.set_phase(1);
         if self.gen == Generation::A12 {
             self.bwd_passes = (self.bwd_passes + 1) % self.opts.wupdate_freq.max(1);
         }
@@ -583,6 +628,7 @@ impl ConvNet {
         if self.gen == Generation::A12 && self.bwd_passes != 0 {
             return Ok(());
         }
+        self.set_phase(2);
         for l in link_order(self.gen, &self.layers) {
             self.with_layer(l, Pass::Train, progress, |k, _, rt| match k {
                 Kind::Weighted(w) => w.update(rt),
