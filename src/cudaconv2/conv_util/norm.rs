@@ -54,7 +54,11 @@
 //! below round these up. The GPU's own `ex2.approx` (2 ulp) and `lg2.approx`
 //! (2^-22.6 absolute on [0.5, 2], 2^-22 relative elsewhere, per the PTX ISA) add to
 //! that on its side. `convTICAGrad` calls no intrinsic and is **exact**; the
-//! denominators written by the forward kernels are exact too.
+//! denominators written by the forward kernels are exact too. Against the GPU itself
+//! (an NVIDIA H200; tests/cuda_conv_util.rs and tests/original_goldens.rs) the forward
+//! targets came within 6.9 ulp, the undo within 2.0 ulp of the output's largest
+//! magnitude, TICA and normalizeLocalWeights within 2 ulp, and the original kernels'
+//! outputs within 2 ulp (forward) and 1.5 ulp of the largest magnitude (undo).
 //!
 //! # Speed
 //! Images are the innermost dimension: each output row's images are processed in
