@@ -579,9 +579,10 @@ pub fn kernels(only: Option<&str>, min_secs: f64, mut emit: impl FnMut(Line)) {
     }
 }
 
-/// The filterActs, imgActs and weightActs kernels of `cuda/` on the GPU `b` at every
-/// shape of [`NET_SHAPES`] whose kernel or case name contains `only`: seconds per call
-/// from launch to completion (a one-word read of the output waits for the kernel).
+/// On the GPU `b`: copies of 64 MiB to and from the device (`upload`, `download`), then
+/// the filterActs, imgActs and weightActs kernels of `cuda/` at every shape of
+/// [`NET_SHAPES`]; only those whose kernel or case name contains `only`. Kernels are
+/// timed from launch to completion (a one-word read of the output waits for them).
 pub fn gpu_kernels(
     b: &dyn Backend,
     only: Option<&str>,
@@ -590,6 +591,28 @@ pub fn gpu_kernels(
 ) -> Result<(), GpuError> {
     let wanted =
         |kernel: &str, case: &str| only.is_none_or(|o| kernel.contains(o) || case.contains(o));
+    let words = 16 << 20;
+    let (host, dev) = (vec![0x3f80_0000u32; words], b.alloc(words)?);
+    let mut back = vec![0u32; words];
+    for kernel in ["upload", "download"] {
+        if wanted(kernel, "64MiB") {
+            let mut failed = Ok(());
+            let mut copy = || match kernel {
+                "upload" => b.write_words(&dev, 0, &host),
+                _ => b.read_words(&dev, 0, &mut back),
+            };
+            let secs = best_secs(
+                || {
+                    if let Err(e) = copy() {
+                        failed = Err(e);
+                    }
+                },
+                min_secs,
+            );
+            failed?;
+            emit(mem_line(kernel, "64MiB", secs, 4.0 * words as f64));
+        }
+    }
     for &s in NET_SHAPES {
         let c = Conv::new(s);
         let up = |m: &NvMatrix| -> Result<(DevBuf, usize, usize), GpuError> {

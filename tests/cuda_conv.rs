@@ -879,7 +879,7 @@ fn rejected_shapes_are_rejected() {
 }
 
 /// `convnet bench kernels --device cuda` times the three kernels of a net shape on each
-/// backend (each line with its shape's flops and a positive time).
+/// backend (each line with its shape's flops and a positive time), and 64 MiB copies.
 #[test]
 fn the_gpu_bench_times_each_kernel() {
     for b in backends() {
@@ -894,5 +894,12 @@ fn the_gpu_bench_times_each_kernel() {
         );
         assert!(lines.iter().all(|l| l.secs > 0.0 && l.flops.is_some()));
         eprintln!("{}", lines[0].json(None));
+        let mut copies = Vec::new();
+        convnet::bench::gpu_kernels(&*b, Some("load"), 0.0, |l| copies.push(l)).unwrap();
+        let kernels: Vec<&str> = copies.iter().map(|l| l.kernel).collect();
+        assert_eq!(kernels, ["upload", "download"], "on {}", b.name());
+        assert!(copies
+            .iter()
+            .all(|l| l.bytes == Some(64.0 * 1024.0 * 1024.0)));
     }
 }

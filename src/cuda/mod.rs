@@ -217,16 +217,39 @@ pub trait Backend {
     /// A new buffer holding `host`.
     fn upload(&self, host: &[f32]) -> Result<DevBuf, GpuError> {
         let buf = self.alloc(host.len())?;
-        let words: Vec<u32> = host.iter().map(|x| x.to_bits()).collect();
-        self.write_words(&buf, 0, &words)?;
+        self.write_words(&buf, 0, as_words(host))?;
         Ok(buf)
     }
     /// The buffer's contents as floats.
     fn download(&self, buf: &DevBuf) -> Result<Vec<f32>, GpuError> {
-        let mut words = vec![0u32; buf.len()];
-        self.read_words(buf, 0, &mut words)?;
-        Ok(words.into_iter().map(f32::from_bits).collect())
+        let mut host = vec![0f32; buf.len()];
+        self.download_into(buf, &mut host)?;
+        Ok(host)
     }
+    /// The buffer's contents into `host` (of the buffer's length), with no copy between.
+    fn download_into(&self, buf: &DevBuf, host: &mut [f32]) -> Result<(), GpuError> {
+        if host.len() != buf.len() {
+            return Err(GpuError(format!(
+                "download of {} words into {}",
+                buf.len(),
+                host.len()
+            )));
+        }
+        self.read_words(buf, 0, as_words_mut(host))
+    }
+}
+
+/// Floats as the 4-byte words the device copies.
+fn as_words(v: &[f32]) -> &[u32] {
+    // SAFETY: f32 and u32 have the same size and alignment, and every bit pattern is
+    // valid for both.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len()) }
+}
+
+/// [`as_words`] for writing.
+fn as_words_mut(v: &mut [f32]) -> &mut [u32] {
+    // SAFETY: as in `as_words`; the borrow is exclusive.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len()) }
 }
 
 /// The arguments of a cuBLAS `sgemm`: `op(A)` is `m x k`, `op(B)` is `k x n`, `C` is

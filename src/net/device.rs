@@ -140,7 +140,7 @@ impl Device {
         let mut back = vec![0u32; words.len()];
         b.read_words(&states, 0, &mut back)?;
         rnd.set_words(&back);
-        target.data_mut().copy_from_slice(&b.download(&buf)?);
+        b.download_into(&buf, target.data_mut())?;
         Ok(())
     }
 
@@ -220,8 +220,7 @@ impl Device {
         for ((t, &(rows, cols)), buf) in targets.iter_mut().zip(shapes).zip(out_bufs) {
             t.resize(rows, cols);
             t.set_trans(trans);
-            let data = b.download(&buf)?;
-            t.data_mut().copy_from_slice(&data);
+            b.download_into(&buf, t.data_mut())?;
             resident.borrow_mut().keep(t.stamp(), Rc::new(buf));
         }
         Ok(())
