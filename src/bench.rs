@@ -579,6 +579,23 @@ pub fn kernels(only: Option<&str>, min_secs: f64, mut emit: impl FnMut(Line)) {
     }
 }
 
+/// [`best_secs`] of a fallible GPU operation: its first error, if any.
+fn gpu_best_secs(
+    mut f: impl FnMut() -> Result<(), GpuError>,
+    min_secs: f64,
+) -> Result<f64, GpuError> {
+    let mut failed = Ok(());
+    let secs = best_secs(
+        || {
+            if let Err(e) = f() {
+                failed = Err(e);
+            }
+        },
+        min_secs,
+    );
+    failed.map(|()| secs)
+}
+
 /// On the GPU `b`: copies of 64 MiB to and from the device (`upload`, `download`), then
 /// the filterActs, imgActs and weightActs kernels of `cuda/` at every shape of
 /// [`NET_SHAPES`]; only those whose kernel or case name contains `only`. Kernels are
@@ -596,20 +613,11 @@ pub fn gpu_kernels(
     let mut back = vec![0u32; words];
     for kernel in ["upload", "download"] {
         if wanted(kernel, "64MiB") {
-            let mut failed = Ok(());
-            let mut copy = || match kernel {
+            let copy = || match kernel {
                 "upload" => b.write_words(&dev, 0, &host),
                 _ => b.read_words(&dev, 0, &mut back),
             };
-            let secs = best_secs(
-                || {
-                    if let Err(e) = copy() {
-                        failed = Err(e);
-                    }
-                },
-                min_secs,
-            );
-            failed?;
+            let secs = gpu_best_secs(copy, min_secs)?;
             emit(mem_line(kernel, "64MiB", secs, 4.0 * words as f64));
         }
     }
@@ -636,7 +644,8 @@ pub fn gpu_kernels(
             (banks * per_bank, s.filters),
         ];
         let (pad, img, mx) = (s.padding_start(), s.img_size, s.modules_x);
-        let (stride, colors, groups) = (s.stride, s.colors, s.groups);
+        let (st, c, g) = (s.stride, s.colors, s.groups);
+        let (f, p) = (s.filter_size, s.partial_sum);
         for (k, kernel) in ["filterActs", "imgActs", "weightActs"]
             .into_iter()
             .enumerate()
@@ -647,66 +656,34 @@ pub fn gpu_kernels(
             let buf = b.alloc(outs[k].0 * outs[k].1)?;
             let out = DevMat::new(&buf, outs[k].0, outs[k].1)?;
             let run = || -> Result<(), GpuError> {
-                match (k, s.local) {
-                    (0, false) => dev::conv_filter_acts(
-                        b, &im, &fi, &out, img, mx, mx, pad, stride, colors, groups, 0.0, 1.0,
+                match k {
+                    0 => {
+                        let fa = if s.local {
+                            dev::local_filter_acts
+                        } else {
+                            dev::conv_filter_acts
+                        };
+                        fa(b, &im, &fi, &out, img, mx, mx, pad, st, c, g, 0.0, 1.0)
+                    }
+                    1 => {
+                        let ia = if s.local {
+                            dev::local_img_acts
+                        } else {
+                            dev::conv_img_acts
+                        };
+                        ia(b, &hi, &fi, &out, img, img, mx, pad, st, c, g, 0.0, 1.0)
+                    }
+                    _ if s.local => dev::local_weight_acts(
+                        b, &im, &hi, &out, img, mx, mx, f, pad, st, c, g, 0.0, 1.0,
                     ),
-                    (0, true) => dev::local_filter_acts(
-                        b, &im, &fi, &out, img, mx, mx, pad, stride, colors, groups, 0.0, 1.0,
-                    ),
-                    (1, false) => dev::conv_img_acts(
-                        b, &hi, &fi, &out, img, img, mx, pad, stride, colors, groups, 0.0, 1.0,
-                    ),
-                    (1, true) => dev::local_img_acts(
-                        b, &hi, &fi, &out, img, img, mx, pad, stride, colors, groups, 0.0, 1.0,
-                    ),
-                    (_, false) => dev::conv_weight_acts(
-                        b,
-                        &im,
-                        &hi,
-                        &out,
-                        img,
-                        mx,
-                        mx,
-                        s.filter_size,
-                        pad,
-                        stride,
-                        colors,
-                        groups,
-                        s.partial_sum,
-                        0.0,
-                        1.0,
-                    ),
-                    (_, true) => dev::local_weight_acts(
-                        b,
-                        &im,
-                        &hi,
-                        &out,
-                        img,
-                        mx,
-                        mx,
-                        s.filter_size,
-                        pad,
-                        stride,
-                        colors,
-                        groups,
-                        0.0,
-                        1.0,
+                    _ => dev::conv_weight_acts(
+                        b, &im, &hi, &out, img, mx, mx, f, pad, st, c, g, p, 0.0, 1.0,
                     ),
                 }?;
                 b.read_words(&buf, 0, &mut [0u32])
             };
             run()?;
-            let mut failed = Ok(());
-            let secs = best_secs(
-                || {
-                    if let Err(e) = run() {
-                        failed = Err(e);
-                    }
-                },
-                min_secs,
-            );
-            failed?;
+            let secs = gpu_best_secs(run, min_secs)?;
             emit(Line {
                 kernel,
                 case: s.name.into(),

@@ -121,6 +121,25 @@ fn ints(v: &[i64]) -> Vec<Arg> {
     v.iter().map(|&x| Arg::I(x as i32)).collect()
 }
 
+/// filterActs and imgActs: `(images or hidActs, filters, targets, geometry (imgSizeY,
+/// numModulesY, numModulesX for filterActs; imgSizeY, imgSizeX, numModulesY for
+/// imgActs), paddingStart, moduleStride, numImgColors, numGroups, scaleTargets,
+/// scaleOutput)`.
+type ActsFn = fn(
+    &NvMatrix,
+    &NvMatrix,
+    &mut NvMatrix,
+    usize,
+    usize,
+    usize,
+    i32,
+    usize,
+    usize,
+    usize,
+    f32,
+    f32,
+) -> Result<(), convnet::cudaconv2::ShapeError>;
+
 /// filterActs, imgActs and weightActs of one layer shape; with `scaled`, each adds
 /// `scaleOutput` times its result to `scaleTargets` times given targets.
 fn conv_calls(sh: ConvShape, seed: u64, scaled: bool) -> Vec<Call> {
@@ -139,112 +158,69 @@ fn conv_calls(sh: ConvShape, seed: u64, scaled: bool) -> Vec<Call> {
         }
     };
     let name = format!("{}{}", sh.name, if scaled { "-scaled" } else { "" });
-    let (img, mx, pad) = (
-        sh.img_size as i64,
-        sh.modules_x as i64,
-        sh.padding_start() as i64,
-    );
-    let (stride, colors, groups) = (sh.stride as i64, sh.colors as i64, sh.groups as i64);
-    let scales = [Arg::F(st), Arg::F(so)];
-    let pad32 = sh.padding_start();
-    let fa = Call {
-        id: format!("filterActs-{name}"),
-        func: if sh.local {
-            "localFilterActs"
-        } else {
-            "convFilterActs"
-        },
-        mats: vec![
-            input(sh.colors * pixels, n, seed),
+    let (img, mx, pad) = (sh.img_size, sh.modules_x, sh.padding_start());
+    let (stride, colors, groups) = (sh.stride, sh.colors, sh.groups);
+    // Arguments after the matrices, in the original's order.
+    let args = |geo: &[usize]| -> Vec<Arg> {
+        let mut v: Vec<i64> = geo.iter().map(|&x| x as i64).collect();
+        v.extend([pad as i64, stride as i64, colors as i64, groups as i64]);
+        [ints(&v), vec![Arg::F(st), Arg::F(so)]].concat()
+    };
+    let acts = |kernel: &str, funcs: [(&'static str, ActsFn); 2], mats, geo: [usize; 3]| {
+        let (func, f) = funcs[sh.local as usize];
+        Call {
+            id: format!("{kernel}-{name}"),
+            func,
+            mats,
+            written: vec![2],
+            gpu: None,
+            args: args(&geo),
+            ours: Box::new(move |x| {
+                let (a, t) = x.split_at_mut(2);
+                let [g0, g1, g2] = geo;
+                f(
+                    &a[0], &a[1], &mut t[0], g0, g1, g2, pad, stride, colors, groups, st, so,
+                )
+                .unwrap()
+            }),
+        }
+    };
+    let fa = acts(
+        "filterActs",
+        [
+            ("convFilterActs", conv_filter_acts),
+            ("localFilterActs", local_filter_acts),
+        ],
+        vec![
+            input(colors * pixels, n, seed),
             input(sh.filter_rows(), sh.filters, seed + 1),
             target(sh.filters * m, n, 2),
         ],
-        written: vec![2],
-        gpu: None,
-        args: [
-            ints(&[img, mx, mx, pad, stride, colors, groups]),
-            scales.to_vec(),
-        ]
-        .concat(),
-        ours: Box::new(move |x| {
-            let (a, t) = x.split_at_mut(2);
-            let g = if sh.local {
-                local_filter_acts
-            } else {
-                conv_filter_acts
-            };
-            let (c, s, gr) = (sh.colors, sh.stride, sh.groups);
-            g(
-                &a[0],
-                &a[1],
-                &mut t[0],
-                sh.img_size,
-                sh.modules_x,
-                sh.modules_x,
-                pad32,
-                s,
-                c,
-                gr,
-                st,
-                so,
-            )
-            .unwrap()
-        }),
-    };
-    let ia = Call {
-        id: format!("imgActs-{name}"),
-        func: if sh.local {
-            "localImgActs"
-        } else {
-            "convImgActs"
-        },
-        mats: vec![
+        [img, mx, mx],
+    );
+    let ia = acts(
+        "imgActs",
+        [
+            ("convImgActs", conv_img_acts),
+            ("localImgActs", local_img_acts),
+        ],
+        vec![
             input(sh.filters * m, n, seed + 3),
             input(sh.filter_rows(), sh.filters, seed + 1),
-            target(sh.colors * pixels, n, 4),
+            target(colors * pixels, n, 4),
         ],
-        written: vec![2],
-        gpu: None,
-        args: [
-            ints(&[img, img, mx, pad, stride, colors, groups]),
-            scales.to_vec(),
-        ]
-        .concat(),
-        ours: Box::new(move |x| {
-            let (a, t) = x.split_at_mut(2);
-            let g = if sh.local {
-                local_img_acts
-            } else {
-                conv_img_acts
-            };
-            let (c, s, gr) = (sh.colors, sh.stride, sh.groups);
-            g(
-                &a[0],
-                &a[1],
-                &mut t[0],
-                sh.img_size,
-                sh.img_size,
-                sh.modules_x,
-                pad32,
-                s,
-                c,
-                gr,
-                st,
-                so,
-            )
-            .unwrap()
-        }),
-    };
+        [img, img, mx],
+    );
     let banks = match (sh.local, sh.partial_sum) {
         (true, _) => m,
         (false, 0) => 1,
         (false, p) => m / p,
     };
     let per_bank = sh.filter_rows() / if sh.local { m } else { 1 };
-    let fs = sh.filter_size as i64;
-    let mut wa_ints = vec![img, mx, mx, fs, pad, stride, colors, groups];
+    let (fs, ps) = (sh.filter_size, sh.partial_sum);
+    let mut wa_args = args(&[img, mx, mx, fs]);
     if !sh.local {
-        wa_ints.push(sh.partial_sum as i64);
+        wa_args.insert(8, Arg::I(ps as i32));
     }
     let wa = Call {
         id: format!("weightActs-{name}"),
@@ -254,26 +230,21 @@ fn conv_calls(sh: ConvShape, seed: u64, scaled: bool) -> Vec<Call> {
             "convWeightActs"
         },
         mats: vec![
-            input(sh.colors * pixels, n, seed),
+            input(colors * pixels, n, seed),
             input(sh.filters * m, n, seed + 3),
             target(banks * per_bank, sh.filters, 5),
         ],
         written: vec![2],
         gpu: None,
-        args: [ints(&wa_ints), scales.to_vec()].concat(),
+        args: wa_args,
         ours: Box::new(move |x| {
             let (a, t) = x.split_at_mut(2);
-            let (c, s, gr, f) = (sh.colors, sh.stride, sh.groups, sh.filter_size);
-            let (is, mx) = (sh.img_size, sh.modules_x);
+            let (i, h, t) = (&a[0], &a[1], &mut t[0]);
+            let (s, c, g) = (stride, colors, groups);
             if sh.local {
-                local_weight_acts(
-                    &a[0], &a[1], &mut t[0], is, mx, mx, f, pad32, s, c, gr, st, so,
-                )
+                local_weight_acts(i, h, t, img, mx, mx, fs, pad, s, c, g, st, so)
             } else {
-                let p = sh.partial_sum;
-                conv_weight_acts(
-                    &a[0], &a[1], &mut t[0], is, mx, mx, f, pad32, s, c, gr, p, st, so,
-                )
+                conv_weight_acts(i, h, t, img, mx, mx, fs, pad, s, c, g, ps, st, so)
             }
             .unwrap()
         }),
