@@ -138,6 +138,17 @@ pub struct Line {
     pub bytes: Option<f64>,
 }
 
+/// A convolution kernel's line: its shape's floating-point operations per call.
+fn conv_line(kernel: &'static str, s: ConvShape, secs: f64) -> Line {
+    Line {
+        kernel,
+        case: s.name.into(),
+        secs,
+        flops: Some(s.flops()),
+        bytes: None,
+    }
+}
+
 /// A memory-bound line: its time against a copy of the same number of bytes.
 fn mem_line(kernel: &'static str, case: &str, secs: f64, bytes: f64) -> Line {
     Line {
@@ -548,13 +559,7 @@ pub fn kernels(only: Option<&str>, min_secs: f64, mut emit: impl FnMut(Line)) {
         for (kernel, run) in runs {
             if wanted(kernel, s.name) {
                 let secs = best_secs(|| run(&mut c), min_secs);
-                emit(Line {
-                    kernel,
-                    case: s.name.into(),
-                    secs,
-                    flops: Some(s.flops()),
-                    bytes: None,
-                });
+                emit(conv_line(kernel, s, secs));
             }
         }
     }
@@ -578,6 +583,25 @@ pub fn kernels(only: Option<&str>, min_secs: f64, mut emit: impl FnMut(Line)) {
         }
     }
 }
+
+/// The device filterActs and imgActs: `(backend, images or hidActs, filters, targets,
+/// three geometry sizes, paddingStart, moduleStride, numImgColors, numGroups,
+/// scaleTargets, scaleOutput)`.
+type DevActs = fn(
+    &dyn Backend,
+    &DevMat,
+    &DevMat,
+    &DevMat,
+    usize,
+    usize,
+    usize,
+    i32,
+    usize,
+    usize,
+    usize,
+    f32,
+    f32,
+) -> Result<(), GpuError>;
 
 /// [`best_secs`] of a fallible GPU operation: its first error, if any.
 fn gpu_best_secs(
@@ -656,23 +680,21 @@ pub fn gpu_kernels(
             let buf = b.alloc(outs[k].0 * outs[k].1)?;
             let out = DevMat::new(&buf, outs[k].0, outs[k].1)?;
             let run = || -> Result<(), GpuError> {
+                // filterActs and imgActs: (conv, local) kernels, first input, geometry.
+                let acts = |f: [DevActs; 2], x: &DevMat, [g0, g1, g2]: [usize; 3]| {
+                    f[s.local as usize](b, x, &fi, &out, g0, g1, g2, pad, st, c, g, 0.0, 1.0)
+                };
                 match k {
-                    0 => {
-                        let fa = if s.local {
-                            dev::local_filter_acts
-                        } else {
-                            dev::conv_filter_acts
-                        };
-                        fa(b, &im, &fi, &out, img, mx, mx, pad, st, c, g, 0.0, 1.0)
-                    }
-                    1 => {
-                        let ia = if s.local {
-                            dev::local_img_acts
-                        } else {
-                            dev::conv_img_acts
-                        };
-                        ia(b, &hi, &fi, &out, img, img, mx, pad, st, c, g, 0.0, 1.0)
-                    }
+                    0 => acts(
+                        [dev::conv_filter_acts, dev::local_filter_acts],
+                        &im,
+                        [img, mx, mx],
+                    ),
+                    1 => acts(
+                        [dev::conv_img_acts, dev::local_img_acts],
+                        &hi,
+                        [img, img, mx],
+                    ),
                     _ if s.local => dev::local_weight_acts(
                         b, &im, &hi, &out, img, mx, mx, f, pad, st, c, g, 0.0, 1.0,
                     ),
@@ -684,13 +706,7 @@ pub fn gpu_kernels(
             };
             run()?;
             let secs = gpu_best_secs(run, min_secs)?;
-            emit(Line {
-                kernel,
-                case: s.name.into(),
-                secs,
-                flops: Some(s.flops()),
-                bytes: None,
-            });
+            emit(conv_line(kernel, s, secs));
         }
     }
     Ok(())
