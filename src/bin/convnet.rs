@@ -1,7 +1,7 @@
 //! Port of convnet.py (both generations): the `convnet` program. Training, testing,
 //! resuming and the gradient check live in [`convnet::driver`]; this file only adds
-//! the `bench kernels`, `import`, `avg-test`, `avg-valid`, `txt-preds` and `test-log`
-//! subcommands.
+//! the `bench kernels`, `import`, `avg-test`, `avg-valid`, `fix-batches`, `txt-preds`
+//! and `test-log` subcommands.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -271,6 +271,45 @@ fn status(result: Result<(), String>) -> ExitCode {
     }
 }
 
+/// `convnet fix-batches imgnet|flickr` (2012 fix-big-imgnet.py, fix-flickr.py): re-pack
+/// JPEG batches, dropping the images that do not decode.
+#[derive(Parser)]
+#[command(name = "convnet fix-batches")]
+struct FixBatchesArgs {
+    /// Which script: imgnet (fix-big-imgnet.py) or flickr (fix-flickr.py).
+    #[arg(value_parser = ["imgnet", "flickr"])]
+    script: String,
+    /// Directory of source batches 0, 1, ...; the script's fixed path by default.
+    #[arg(long)]
+    src: Option<PathBuf>,
+    /// Directory the data_batch_<n> files go to; the script's fixed path by default.
+    #[arg(long)]
+    dst: Option<PathBuf>,
+    /// Source batches to read (the script's 49 or 977 by default).
+    #[arg(long)]
+    batches: Option<usize>,
+    /// Images per written batch (the script's 1024 or 2048 by default).
+    #[arg(long = "batch-size")]
+    batch_size: Option<usize>,
+}
+
+fn fix_batches(args: FixBatchesArgs) -> Result<(), String> {
+    use convnet::data::fix_batches::{fix_batches, Script};
+    let script = match args.script.as_str() {
+        "imgnet" => Script::Imgnet,
+        _ => Script::Flickr,
+    };
+    let d = script.defaults();
+    let r = convnet::data::fix_batches::FixBatches {
+        script,
+        src: args.src.unwrap_or(d.src),
+        dst: args.dst.unwrap_or(d.dst),
+        batches: args.batches.unwrap_or(d.batches),
+        batch_size: args.batch_size.unwrap_or(d.batch_size),
+    };
+    fix_batches(&r, &mut std::io::stdout().lock()).map(|_| ())
+}
+
 fn main() -> ExitCode {
     let sub = || std::env::args().skip(1);
     match std::env::args().nth(1).as_deref() {
@@ -278,6 +317,7 @@ fn main() -> ExitCode {
         Some("import") => return import(ImportArgs::parse_from(sub())),
         Some("avg-test") => return status(avg_test(AvgTestArgs::parse_from(sub()))),
         Some("avg-valid") => return status(avg_valid(AvgValidArgs::parse_from(sub()))),
+        Some("fix-batches") => return status(fix_batches(FixBatchesArgs::parse_from(sub()))),
         Some("txt-preds") => {
             let args = TxtPredsArgs::parse_from(sub());
             let out = &mut std::io::stdout().lock();

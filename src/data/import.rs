@@ -124,6 +124,10 @@ pub(crate) fn list(items: Vec<Obj>) -> Obj {
     Rc::new(PyObj::List(RefCell::new(items)))
 }
 
+pub(crate) fn tuple(items: Vec<Obj>) -> Obj {
+    Rc::new(PyObj::Tuple(items))
+}
+
 /// One batch file's dict: `data` `(num_vis, cases)` uint8 from case-major pixels,
 /// `labels`, and `batch_label`.
 fn batch(pixels: &[u8], labels: &[i64], num_vis: usize, name: &str) -> Obj {

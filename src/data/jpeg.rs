@@ -69,7 +69,7 @@ struct Decoded {
 }
 
 /// The items of a tuple or list.
-fn items(o: &PyObj) -> Option<Vec<Obj>> {
+pub(crate) fn items(o: &PyObj) -> Option<Vec<Obj>> {
     match o {
         PyObj::Tuple(v) => Some(v.clone()),
         PyObj::List(v) => Some(v.borrow().clone()),

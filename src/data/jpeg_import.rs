@@ -14,7 +14,7 @@
 //! its eigenvectors, one per column. Mean and covariance are taken over the pixels
 //! the provider will see: the JPEGs decoded again.
 
-use super::import::{array, dict, list, write_pickle, Layout, MeanImage};
+use super::import::{array, dict, list, tuple, write_pickle, Layout, MeanImage};
 use super::jpeg::decode_planes;
 use crate::checkpoint::value::{Obj, PyObj};
 use crate::synthetic::SplitMix64;
@@ -229,10 +229,6 @@ pub fn eigh3(m: [[f64; 3]; 3]) -> ([f64; 3], [[f64; 3]; 3]) {
 
 fn int(i: i64) -> Obj {
     Rc::new(PyObj::Int(i))
-}
-
-fn tuple(items: Vec<Obj>) -> Obj {
-    Rc::new(PyObj::Tuple(items))
 }
 
 fn bytes(b: &[u8]) -> Obj {

@@ -4,6 +4,7 @@
 pub mod batches;
 pub mod cifar;
 pub mod crop;
+pub mod fix_batches;
 pub mod import;
 pub mod jpeg;
 pub mod jpeg_import;
