@@ -1,7 +1,7 @@
 //! Port of convnet.py (both generations): the `convnet` program. Training, testing,
 //! resuming and the gradient check live in [`convnet::driver`]; this file only adds
-//! the `bench kernels`, `import`, `avg-test`, `avg-valid`, `fix-batches`, `txt-preds`
-//! and `test-log` subcommands.
+//! the `bench kernels`, `import`, `avg-test`, `avg-valid`, `fix-batches`, `txt-preds`,
+//! `verify-test-preds` and `test-log` subcommands.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -310,6 +310,46 @@ fn fix_batches(args: FixBatchesArgs) -> Result<(), String> {
     fix_batches(&r, &mut std::io::stdout().lock()).map(|_| ())
 }
 
+/// `convnet verify-test-preds PREDS DATA_PATH` (2012 verify-test-preds.py): a test
+/// image and its five predicted classes.
+#[derive(Parser)]
+#[command(name = "convnet verify-test-preds")]
+struct VerifyArgs {
+    /// The predictions, as txt-preds prints them (five 1-based classes per line).
+    preds: PathBuf,
+    /// The test batches (data_batch_3000 .. data_batch_3097) and batches.meta.
+    data_path: PathBuf,
+    /// The test batch (random by default, as the script's).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// The image's index in the batch (random by default).
+    #[arg(long)]
+    index: Option<usize>,
+    /// Seed of the random choices (the script's were unseeded; by default the clock).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write the image here (PNG); the script showed it in a window.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn verify_test_preds(args: VerifyArgs) -> Result<(), String> {
+    use convnet::driver::verify_preds::{verify_test_preds, Verify};
+    let clock = || {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        t.map_or(0, |d| d.as_nanos() as u64)
+    };
+    let v = Verify {
+        preds: args.preds,
+        data_path: args.data_path,
+        batch: args.batch,
+        index: args.index,
+        seed: args.seed.unwrap_or_else(clock),
+        out: args.out,
+    };
+    verify_test_preds(&v, &mut std::io::stdout().lock())
+}
+
 fn main() -> ExitCode {
     let sub = || std::env::args().skip(1);
     match std::env::args().nth(1).as_deref() {
@@ -318,6 +358,9 @@ fn main() -> ExitCode {
         Some("avg-test") => return status(avg_test(AvgTestArgs::parse_from(sub()))),
         Some("avg-valid") => return status(avg_valid(AvgValidArgs::parse_from(sub()))),
         Some("fix-batches") => return status(fix_batches(FixBatchesArgs::parse_from(sub()))),
+        Some("verify-test-preds") => {
+            return status(verify_test_preds(VerifyArgs::parse_from(sub())))
+        }
         Some("txt-preds") => {
             let args = TxtPredsArgs::parse_from(sub());
             let out = &mut std::io::stdout().lock();

@@ -15,8 +15,9 @@
 //! 3-term products are summed in one documented order (the original's `numpy.dot` left
 //! it to BLAS). `color_pca` is needed only with `--color-noise`; an image of the wrong
 //! size, a missing file or a broken pickle is an error, not a crash. JPEGs are decoded
-//! by the `image` crate (zune-jpeg), whose pixels may differ by a level or two from
-//! PIL's libjpeg on the same file.
+//! by the `image` crate (zune-jpeg), whose pixels differ from PIL's (Pillow 6.2.2's
+//! libjpeg-turbo, measured): on smooth photographs by 0.7 levels on average and at most
+//! about 8; at sharp colour edges of tiny images by tens of levels (chroma upsampling).
 
 use super::batches::{array_f64, batch_meta, batch_path, BatchMeta, Cursor, BATCH_META_FILE};
 use super::cifar::Batch;

@@ -18,6 +18,7 @@ pub mod preds;
 pub mod state;
 pub mod testlog;
 pub mod train;
+pub mod verify_preds;
 
 use crate::checkpoint;
 use crate::checkpoint::value::{Obj, PyObj};
