@@ -1,7 +1,7 @@
 //! Port of convnet.py (both generations): the `convnet` program. Training, testing,
 //! resuming and the gradient check live in [`convnet::driver`]; this file only adds
-//! the `bench kernels`, `import`, `avg-test`, `avg-valid`, `fix-batches`, `txt-preds`,
-//! `verify-test-preds` and `test-log` subcommands.
+//! the `bench kernels`, `import`, `avg-test`, `avg-valid`, `fix-batches`,
+//! `find-similar`, `txt-preds`, `verify-test-preds` and `test-log` subcommands.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -335,19 +335,91 @@ struct VerifyArgs {
 
 fn verify_test_preds(args: VerifyArgs) -> Result<(), String> {
     use convnet::driver::verify_preds::{verify_test_preds, Verify};
-    let clock = || {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        t.map_or(0, |d| d.as_nanos() as u64)
-    };
     let v = Verify {
         preds: args.preds,
         data_path: args.data_path,
         batch: args.batch,
         index: args.index,
-        seed: args.seed.unwrap_or_else(clock),
+        seed: args.seed.unwrap_or_else(clock_seed),
         out: args.out,
     };
     verify_test_preds(&v, &mut std::io::stdout().lock())
+}
+
+/// `convnet find-similar` (2012 findsimilar.py): test images' nearest training images in
+/// feature space, drawn in grids (the script's constants and paths by default).
+#[derive(Parser)]
+#[command(name = "convnet find-similar")]
+struct FindSimilarArgs {
+    /// Feature batches (dicts with data (cases, dims) float32), the script's ftr_dir.
+    #[arg(long, default_value = "/storage2/imnet-features-4096")]
+    features: PathBuf,
+    /// Pixel batches (dicts with data (3*size*size, cases) uint8), the script's imnet_dir.
+    #[arg(long, default_value = "/storage2/imnet-contest")]
+    images: PathBuf,
+    /// The test batch's file name.
+    #[arg(long = "test-batch", default_value = "data_batch_3000")]
+    test_batch: String,
+    /// Training batches 1..=N.
+    #[arg(long, default_value_t = 1334)]
+    batches: usize,
+    /// Test images (random cases of the test batch).
+    #[arg(long = "test-imgs", default_value_t = 128)]
+    test_imgs: usize,
+    /// Neighbours kept per test image.
+    #[arg(long, default_value_t = 16)]
+    top: usize,
+    /// Image side in pixels.
+    #[arg(long = "img-size", default_value_t = 256)]
+    img_size: usize,
+    /// Test images per figure.
+    #[arg(long = "per-figure", default_value_t = 16)]
+    per_figure: usize,
+    /// Comma-separated test cases instead of random ones.
+    #[arg(long)]
+    cases: Option<String>,
+    /// Seed of the random test cases (by default the clock, as the script's were unseeded).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where figure-<n>.png go.
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
+}
+
+fn find_similar(args: FindSimilarArgs) -> Result<(), String> {
+    use convnet::driver::find_similar::{find_similar, FindSimilar};
+    let cases = match &args.cases {
+        Some(c) => Some(
+            c.split(',')
+                .map(|x| {
+                    x.trim()
+                        .parse::<usize>()
+                        .map_err(|_| format!("--cases: '{x}' is not a case"))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        None => None,
+    };
+    let s = FindSimilar {
+        features: args.features,
+        images: args.images,
+        test_batch: args.test_batch,
+        batches: args.batches,
+        test_imgs: args.test_imgs,
+        top: args.top,
+        img_size: args.img_size,
+        per_figure: args.per_figure,
+        cases,
+        seed: args.seed.unwrap_or_else(clock_seed),
+        out: args.out,
+    };
+    find_similar(&s, &mut std::io::stdout().lock()).map(|_| ())
+}
+
+/// A seed from the clock, for the scripts whose numpy draws were unseeded.
+fn clock_seed() -> u64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    t.map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn main() -> ExitCode {
@@ -358,6 +430,7 @@ fn main() -> ExitCode {
         Some("avg-test") => return status(avg_test(AvgTestArgs::parse_from(sub()))),
         Some("avg-valid") => return status(avg_valid(AvgValidArgs::parse_from(sub()))),
         Some("fix-batches") => return status(fix_batches(FixBatchesArgs::parse_from(sub()))),
+        Some("find-similar") => return status(find_similar(FindSimilarArgs::parse_from(sub()))),
         Some("verify-test-preds") => {
             return status(verify_test_preds(VerifyArgs::parse_from(sub())))
         }

@@ -13,6 +13,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod find_similar;
 pub mod format;
 pub mod preds;
 pub mod state;
