@@ -7,6 +7,7 @@
 
 mod cost;
 mod image;
+mod initw;
 mod weights;
 
 use super::layer::{int_of, parse_base, parse_with_inputs, str_of, Cx};

@@ -3,6 +3,7 @@
 //! `FCLayerParser`, `TreeFCLayerParser`, `LocalLayerParser` (with `gen_rand_conns`),
 //! `ConvLayerParser` and `LocalUnsharedLayerParser`.
 
+use super::initw::{call_init_func, in_order, Made};
 use crate::config::layer::{find, int_of, parse_with_inputs, str_of, Cx};
 use crate::config::py;
 use crate::config::reader::Source;
@@ -170,37 +171,6 @@ fn weight_source<'p>(cx: &Cx<'p>, i: usize) -> Option<Option<&'p Dict>> {
     }
 }
 
-/// `call_init_func`: checks the `module.function(p1,...)` form, then imports the module.
-/// This port runs no Python, so every well-formed init function ends where the original
-/// ends for a module it cannot import.
-fn call_init_func(cx: &Cx, key: &str) -> ConfigError {
-    let spec = str_of(&cx.dic, key);
-    let module = spec.split('.').next().unwrap_or("");
-    let rest = spec.get(module.len() + 1..).unwrap_or("");
-    let (func, args) = match rest.find('(') {
-        Some(p) => (&rest[..p], Some(&rest[p..])),
-        None => (rest, None),
-    };
-    let args_ok = args.is_none_or(|a| {
-        a.strip_prefix('(')
-            .and_then(|a| a.strip_suffix(')'))
-            .is_some_and(|inner| inner.split(',').all(|p| !p.is_empty()))
-    });
-    let func_ok = !func.trim_end_matches(py::is_space).is_empty() && !func.contains(')');
-    if module.is_empty() || !spec.contains('.') || !func_ok || !args_ok {
-        // The original names initWFunc's value here whichever function it was parsing.
-        let shown = str_of(&cx.dic, "initWFunc");
-        return cx
-            .err(format!(
-                "Layer '{}': '{key}' parameter must have format 'moduleName.functionName(param1,param2,...)'; got: {shown}.",
-                cx.name
-            ))
-            .key(key);
-    }
-    cx.err(format!("Layer '{}': No module named {module}.", cx.name))
-        .key(key)
-}
-
 /// `make_weights`: shared, function-made or `initW[i] * N(0,1)` float32 matrices.
 fn make_weights(
     cx: &mut Cx,
@@ -210,7 +180,7 @@ fn make_weights(
     rng: &mut impl Rng,
 ) -> Result<(), ConfigError> {
     if !str_of(&cx.dic, "initWFunc").is_empty() {
-        return Err(call_init_func(cx, "initWFunc"));
+        return init_weights(cx, rows, cols, fortran, rng);
     }
     let init_w: Vec<f64> = cx.dic["initW"]
         .as_list()
@@ -294,7 +264,7 @@ fn dims(cx: &Cx, rows: i64, cols: i64, key: &str) -> Result<(usize, usize), Conf
 /// `make_biases`: `initB` everywhere (2011 always allocates C order here).
 fn make_biases(cx: &mut Cx, rows: i64, cols: i64, fortran: bool) -> Result<(), ConfigError> {
     if !str_of(&cx.dic, "initBFunc").is_empty() {
-        return Err(call_init_func(cx, "initBFunc"));
+        return init_biases(cx, rows, cols, fortran);
     }
     let fortran = fortran && cx.gen == Generation::A12;
     let init_b = cx.dic["initB"].as_f64().unwrap_or(0.0) as f32;
@@ -302,6 +272,133 @@ fn make_biases(cx: &mut Cx, rows: i64, cols: i64, fortran: bool) -> Result<(), C
     cx.set("biases", Array::filled(r, c, fortran, init_b));
     cx.set("biasesInc", Array::filled(r, c, fortran, 0.0));
     Ok(())
+}
+
+/// numpy's shape tuple as Python 2 prints it.
+fn shape(rows: i64, cols: i64) -> String {
+    format!("({rows}, {cols})")
+}
+
+/// `make_weights` with `initWFunc`: each input's matrix from the init function, checked
+/// and put in the layer's order, with the original's messages and lines.
+fn init_weights(
+    cx: &mut Cx,
+    rows: &[i64],
+    cols: &[i64],
+    fortran: bool,
+    rng: &mut impl Rng,
+) -> Result<(), ConfigError> {
+    let func = str_of(&cx.dic, "initWFunc").to_string();
+    let (mut weights, mut incs) = (Vec::new(), Vec::new());
+    for i in 0..cx.num_inputs() {
+        let (r, c) = (rows[i], cols[i]);
+        let a = match call_init_func(cx, "initWFunc", Some(i), &[r, c])? {
+            Made::Matrix(a) => a,
+            Made::Random(ru, cu) => {
+                let mut a = Array::filled(ru, cu, false, 0.0);
+                for v in a.data.iter_mut() {
+                    let z: f64 = rng.sample(StandardNormal);
+                    *v = (0.01 * z) as f32;
+                }
+                a
+            }
+            Made::Conns(_) => {
+                return Err(cx.err(format!(
+                    "Layer '{}[{i}]': weight initialization function {func} must return numpy.ndarray object. Got: <type 'list'>.",
+                    cx.name
+                )).key("initWFunc"));
+            }
+        };
+        if (a.rows as i64, a.cols as i64) != (r, c) {
+            return Err(cx.err(format!(
+                "Layer '{}[{i}]': weight matrix returned by weight initialization function {func} has wrong shape. Should be: {}; got: {}.",
+                cx.name, shape(r, c), shape(a.rows as i64, a.cols as i64)
+            )).key("initWFunc"));
+        }
+        let a = in_order(a, fortran);
+        incs.push(Array::filled(a.rows, a.cols, fortran, 0.0).into());
+        weights.push(a.into());
+        let line = format!(
+            "Layer '{}[{i}]' initialized weight matrices from function {func}",
+            cx.name
+        );
+        cx.print(line);
+    }
+    cx.set("weights", Value::List(weights));
+    cx.set("weightsInc", Value::List(incs));
+    Ok(())
+}
+
+/// `make_biases` with `initBFunc`.
+fn init_biases(cx: &mut Cx, rows: i64, cols: i64, fortran: bool) -> Result<(), ConfigError> {
+    let func = str_of(&cx.dic, "initBFunc").to_string();
+    let Made::Matrix(a) = call_init_func(cx, "initBFunc", None, &[rows, cols])? else {
+        return Err(cx.err(format!(
+            "Layer '{}': bias initialization function {func} must return numpy.ndarray object. Got: <type 'list'>.",
+            cx.name
+        )).key("initBFunc"));
+    };
+    if (a.rows as i64, a.cols as i64) != (rows, cols) {
+        return Err(cx.err(format!(
+            "Layer '{}': bias vector returned by bias initialization function {func} has wrong shape. Should be: {}; got: {}.",
+            cx.name, shape(rows, cols), shape(a.rows as i64, a.cols as i64)
+        )).key("initBFunc"));
+    }
+    let fortran = fortran && cx.gen == Generation::A12;
+    let a = in_order(a, fortran);
+    cx.set("biasesInc", Array::filled(a.rows, a.cols, fortran, 0.0));
+    cx.set("biases", a);
+    let line = format!(
+        "Layer '{}' initialized bias vector from function {func}",
+        cx.name
+    );
+    cx.print(line);
+    Ok(())
+}
+
+/// `gen_rand_conns` with `initCFunc`: input `i`'s channel list from the init function,
+/// checked as the original checks it.
+fn init_conns(
+    cx: &Cx,
+    (groups, channels, filter_channels): (i64, i64, i64),
+    over_sample: i64,
+    i: usize,
+) -> Result<Value, ConfigError> {
+    let func = str_of(&cx.dic, "initCFunc");
+    let shapes = [groups, channels, filter_channels];
+    let Made::Conns(conns) = call_init_func(cx, "initCFunc", Some(i), &shapes)? else {
+        return Err(cx.crash(
+            "initCFunc",
+            &format!("{func} gives a matrix, not a channel list"),
+        ));
+    };
+    let name = &cx.name;
+    if conns.len() as i64 != over_sample * channels {
+        // The original's message has one argument too few for its format.
+        return Err(cx.crash(
+            "initCFunc",
+            "TypeError: not enough arguments for format string",
+        ));
+    }
+    if conns.iter().any(|&c| !(0..channels).contains(&c)) {
+        return Err(cx.err(format!(
+            "Layer '{name}[{i}]': random connectivity initialization function {func} must return list of channel indices in the range 0-<channels-1> = 0-{}.",
+            channels - 1
+        )).key("initCFunc"));
+    }
+    let permutations = conns.chunks(channels.max(1) as usize).all(|s| {
+        let mut seen = s.to_vec();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len() == s.len()
+    });
+    if !permutations {
+        return Err(cx.err(format!(
+            "Layer '{name}[{i}]': random connectivity initialization function {func} must return list of channel indices such that every non-overlapping sub-list of <channels> = {channels} elements is a permutation of the integers 0-<channels-1> = 0-{}.",
+            channels - 1
+        )).key("initCFunc"));
+    }
+    Ok(conns.into())
 }
 
 pub(super) fn parse_fc(cx: &mut Cx, rng: &mut impl Rng) -> Result<(), ConfigError> {
@@ -568,7 +665,7 @@ fn gen_rand_conns(
         conns.extend(perm);
     }
     if !str_of(&cx.dic, "initCFunc").is_empty() {
-        return Err(call_init_func(cx, "initCFunc"));
+        return init_conns(cx, (groups, channels, filter_channels), over_sample, i);
     }
     let name = &cx.name;
     if let Some(src) = weight_source(cx, i) {
