@@ -279,6 +279,38 @@ fn shape(rows: i64, cols: i64) -> String {
     format!("({rows}, {cols})")
 }
 
+/// layer.py's checks of what a weight or bias init function returned: a numpy array
+/// (not a list) of the wanted shape. `who` is `Layer 'x[i]'` or `Layer 'x'`, `kind`
+/// `weight` or `bias`, `thing` `weight matrix` or `bias vector`.
+fn returned_matrix(
+    cx: &Cx,
+    made: Made,
+    who: &str,
+    kind: &str,
+    thing: &str,
+    func: &str,
+    (r, c): (i64, i64),
+) -> Result<Array, ConfigError> {
+    let key = if kind == "weight" {
+        "initWFunc"
+    } else {
+        "initBFunc"
+    };
+    let Made::Matrix(a) = made else {
+        return Err(cx.err(format!(
+            "{who}: {kind} initialization function {func} must return numpy.ndarray object. Got: <type 'list'>."
+        )).key(key));
+    };
+    if (a.rows as i64, a.cols as i64) != (r, c) {
+        return Err(cx.err(format!(
+            "{who}: {thing} returned by {kind} initialization function {func} has wrong shape. Should be: {}; got: {}.",
+            shape(r, c),
+            shape(a.rows as i64, a.cols as i64)
+        )).key(key));
+    }
+    Ok(a)
+}
+
 /// `make_weights` with `initWFunc`: each input's matrix from the init function, checked
 /// and put in the layer's order, with the original's messages and lines.
 fn init_weights(
@@ -293,28 +325,18 @@ fn init_weights(
     for i in 0..cx.num_inputs() {
         let (r, c) = (rows[i], cols[i]);
         let a = match call_init_func(cx, "initWFunc", Some(i), &[r, c])? {
-            Made::Matrix(a) => a,
             Made::Random(ru, cu) => {
                 let mut a = Array::filled(ru, cu, false, 0.0);
                 for v in a.data.iter_mut() {
                     let z: f64 = rng.sample(StandardNormal);
                     *v = (0.01 * z) as f32;
                 }
-                a
+                Made::Matrix(a)
             }
-            Made::Conns(_) => {
-                return Err(cx.err(format!(
-                    "Layer '{}[{i}]': weight initialization function {func} must return numpy.ndarray object. Got: <type 'list'>.",
-                    cx.name
-                )).key("initWFunc"));
-            }
+            made => made,
         };
-        if (a.rows as i64, a.cols as i64) != (r, c) {
-            return Err(cx.err(format!(
-                "Layer '{}[{i}]': weight matrix returned by weight initialization function {func} has wrong shape. Should be: {}; got: {}.",
-                cx.name, shape(r, c), shape(a.rows as i64, a.cols as i64)
-            )).key("initWFunc"));
-        }
+        let who = format!("Layer '{}[{i}]'", cx.name);
+        let a = returned_matrix(cx, a, &who, "weight", "weight matrix", &func, (r, c))?;
         let a = in_order(a, fortran);
         incs.push(Array::filled(a.rows, a.cols, fortran, 0.0).into());
         weights.push(a.into());
@@ -332,18 +354,9 @@ fn init_weights(
 /// `make_biases` with `initBFunc`.
 fn init_biases(cx: &mut Cx, rows: i64, cols: i64, fortran: bool) -> Result<(), ConfigError> {
     let func = str_of(&cx.dic, "initBFunc").to_string();
-    let Made::Matrix(a) = call_init_func(cx, "initBFunc", None, &[rows, cols])? else {
-        return Err(cx.err(format!(
-            "Layer '{}': bias initialization function {func} must return numpy.ndarray object. Got: <type 'list'>.",
-            cx.name
-        )).key("initBFunc"));
-    };
-    if (a.rows as i64, a.cols as i64) != (rows, cols) {
-        return Err(cx.err(format!(
-            "Layer '{}': bias vector returned by bias initialization function {func} has wrong shape. Should be: {}; got: {}.",
-            cx.name, shape(rows, cols), shape(a.rows as i64, a.cols as i64)
-        )).key("initBFunc"));
-    }
+    let made = call_init_func(cx, "initBFunc", None, &[rows, cols])?;
+    let who = format!("Layer '{}'", cx.name);
+    let a = returned_matrix(cx, made, &who, "bias", "bias vector", &func, (rows, cols))?;
     let fortran = fortran && cx.gen == Generation::A12;
     let a = in_order(a, fortran);
     cx.set("biasesInc", Array::filled(a.rows, a.cols, fortran, 0.0));
