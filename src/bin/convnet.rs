@@ -307,7 +307,7 @@ fn fix_batches(args: FixBatchesArgs) -> Result<(), String> {
         batches: args.batches.unwrap_or(d.batches),
         batch_size: args.batch_size.unwrap_or(d.batch_size),
     };
-    fix_batches(&r, &mut std::io::stdout().lock()).map(|_| ())
+    fix_batches(&r, &mut std::io::stdout().lock())
 }
 
 /// `convnet verify-test-preds PREDS DATA_PATH` (2012 verify-test-preds.py): a test

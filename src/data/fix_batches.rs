@@ -87,23 +87,17 @@ struct Kept {
     third: Vec<Obj>,
 }
 
-/// Runs the script: prints its lines to `out` and returns the files written.
-pub fn fix_batches(r: &FixBatches, out: &mut dyn Write) -> Result<Vec<PathBuf>, String> {
+/// Runs the script: prints its lines to `out`, writes the batches to `r.dst`.
+pub fn fix_batches(r: &FixBatches, out: &mut dyn Write) -> Result<(), String> {
     if r.batch_size == 0 {
         return Err("--batch-size must be at least 1".into());
     }
-    let mut written = Vec::new();
     let mut kept = Kept::default();
     let mut next = r.script.first();
-    let mut save = |kept: &mut Kept, written: &mut Vec<PathBuf>| -> Result<(), String> {
+    let mut save = |kept: &mut Kept| -> Result<(), String> {
         let k = std::mem::take(kept);
         let obj = tuple(vec![list(k.strings), list(k.second), list(k.third)]);
-        written.push(write_pickle(
-            &r.dst,
-            &format!("data_batch_{next}"),
-            &obj,
-            false,
-        )?);
+        write_pickle(&r.dst, &format!("data_batch_{next}"), &obj, false)?;
         next += 1;
         Ok(())
     };
@@ -138,13 +132,13 @@ pub fn fix_batches(r: &FixBatches, out: &mut dyn Write) -> Result<Vec<PathBuf>, 
             kept.second.push(second);
             kept.third.push(third);
             if kept.strings.len() == r.batch_size {
-                save(&mut kept, &mut written)?;
+                save(&mut kept)?;
             }
         }
         writeln!(out, "Batch {b} failed: {failed}").map_err(|e| e.to_string())?;
     }
     if !kept.strings.is_empty() {
-        save(&mut kept, &mut written)?;
+        save(&mut kept)?;
     }
-    Ok(written)
+    Ok(())
 }
