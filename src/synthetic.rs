@@ -27,6 +27,13 @@ impl SplitMix64 {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize
     }
+    /// Shuffles `v` in place (Fisher-Yates from the end, one [`below`](Self::below) per
+    /// position).
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, self.below(i + 1));
+        }
+    }
 }
 
 /// For `rand`'s distributions (e.g. `rand_distr::StandardNormal`).

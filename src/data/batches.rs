@@ -105,6 +105,20 @@ pub struct BatchMeta {
     pub dp_type: Option<String>,
 }
 
+/// A `batches.meta` dict's `label_names` list (entries that are not strings as ""), if
+/// it has one.
+pub(crate) fn label_names(meta: &PyObj) -> Option<Vec<String>> {
+    match meta.get("label_names").as_deref() {
+        Some(PyObj::List(l)) => Some(
+            l.borrow()
+                .iter()
+                .map(|n| n.as_text().unwrap_or_default())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 /// `DataProvider.get_batch_meta(dir)`.
 pub fn batch_meta(dir: &Path) -> Result<BatchMeta, String> {
     let path = dir.join(BATCH_META_FILE);
@@ -116,14 +130,7 @@ pub fn batch_meta(dir: &Path) -> Result<BatchMeta, String> {
         _ => Err(err(&format!("{k} is not a positive int"))),
     };
     let num_vis = int("num_vis")?.ok_or_else(|| err("no num_vis"))?;
-    let label_names = match meta.get("label_names").as_deref() {
-        Some(PyObj::List(l)) => l
-            .borrow()
-            .iter()
-            .map(|n| n.as_text().unwrap_or_default())
-            .collect(),
-        _ => Vec::new(),
-    };
+    let label_names = label_names(&meta).unwrap_or_default();
     let data_mean = match meta.get("data_mean") {
         Some(m) => array_f64(&m, "data_mean").map_err(|e| err(&e))?.1,
         None => Vec::new(),

@@ -394,14 +394,8 @@ pub fn cifar10(
     let test = cifar_batch(&src.join("test_batch"))?;
     let meta_path = src.join("batches.meta");
     let meta = checkpoint::load(&meta_path).map_err(|e| e.to_string())?;
-    let label_names = match meta.get("label_names").as_deref() {
-        Some(PyObj::List(l)) => l
-            .borrow()
-            .iter()
-            .map(|n| n.as_text().unwrap_or_default())
-            .collect(),
-        _ => return Err(format!("{}: no label_names", meta_path.display())),
-    };
+    let label_names = super::batches::label_names(&meta)
+        .ok_or_else(|| format!("{}: no label_names", meta_path.display()))?;
     let ds = Dataset {
         colors: 3,
         size: 32,

@@ -282,9 +282,7 @@ pub fn jpeg_folder(
             let idx = names.iter().position(|n| n == name).unwrap_or(0);
             all.extend(images.iter().map(|p| (p.clone(), idx)));
         }
-        for i in (1..all.len()).rev() {
-            all.swap(i, rng.below(i + 1));
-        }
+        rng.shuffle(&mut all);
         all.truncate(limit.unwrap_or(usize::MAX));
         all
     };

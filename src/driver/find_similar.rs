@@ -113,10 +113,7 @@ pub fn find_similar(s: &FindSimilar, out: &mut dyn Write) -> Result<Vec<Vec<Neig
         Some(c) => c.clone(),
         None => {
             let mut p: Vec<usize> = (0..n_test).collect();
-            let mut rng = SplitMix64::new(s.seed);
-            for i in (1..p.len()).rev() {
-                p.swap(i, rng.below(i + 1));
-            }
+            SplitMix64::new(s.seed).shuffle(&mut p);
             p.truncate(s.test_imgs);
             p
         }
@@ -213,21 +210,13 @@ fn draw(s: &FindSimilar, test_imgs: &[Vec<u8>], tops: &[Vec<Neighbour>]) -> Resu
     std::fs::create_dir_all(&s.out).map_err(|e| format!("{}: {e}", s.out.display()))?;
     for f in 0..test_imgs.len() / s.per_figure.max(1) {
         let mut canvas = Canvas::new(w, h, [0, 0, 0]);
-        let mut put = |img: &[u8], x0: usize, y0: usize| {
-            for y in 0..size {
-                for x in 0..size {
-                    let px = |c: usize| img[(c * size + y) * size + x];
-                    canvas.set((x0 + x) as i64, (y0 + y) as i64, [px(0), px(1), px(2)]);
-                }
-            }
-        };
         for i in 0..s.per_figure {
             let t = f * s.per_figure + i;
             let y0 = (size + 1) * i;
-            put(&test_imgs[t], 0, y0);
+            canvas.planes(0, y0, &test_imgs[t], size, size);
             for (j, n) in tops[t].iter().enumerate() {
                 if let Some(img) = &n.img {
-                    put(img, size + 4 + j * (size + 1), y0);
+                    canvas.planes(size + 4 + j * (size + 1), y0, img, size, size);
                 }
             }
         }

@@ -15,11 +15,12 @@
 //! out of range, an image that does not decode) we stop with an error.
 
 use crate::checkpoint::{self, value::PyObj};
+use crate::data::batches::label_names;
 use crate::data::jpeg::{decode_planes, items};
 use crate::shownet::canvas::Canvas;
 use crate::synthetic::SplitMix64;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The first test batch and how many there are.
 const FIRST_BATCH: usize = 3000;
@@ -47,18 +48,6 @@ fn numpy_ints(v: &[i64]) -> String {
     let w = s.iter().map(String::len).max().unwrap_or(0);
     let cells: Vec<String> = s.iter().map(|x| format!("{x:>w$}")).collect();
     format!("[{}]", cells.join(" "))
-}
-
-/// `batches.meta`'s `label_names`.
-fn label_names(dir: &Path) -> Result<Vec<String>, String> {
-    let path = dir.join("batches.meta");
-    let meta = checkpoint::load(&path).map_err(|e| e.to_string())?;
-    let names = meta.get("label_names").and_then(|l| items(&l));
-    let names = names.ok_or_else(|| format!("{}: no label_names list", path.display()))?;
-    (names.iter())
-        .map(|n| n.as_text())
-        .collect::<Option<_>>()
-        .ok_or_else(|| format!("{}: a label name is not a string", path.display()))
 }
 
 /// Runs the script: its lines to `out`, the image to `v.out`.
@@ -89,7 +78,10 @@ pub fn verify_test_preds(v: &Verify, out: &mut dyn Write) -> Result<(), String> 
         return Err(format!("{}: no images", path.display()));
     }
     let index = v.index.unwrap_or_else(|| rng.below(strings.len()));
-    let names = label_names(&v.data_path)?;
+    let meta_path = v.data_path.join("batches.meta");
+    let meta = checkpoint::load(&meta_path).map_err(|e| e.to_string())?;
+    let names = label_names(&meta)
+        .ok_or_else(|| format!("{}: no label_names list", meta_path.display()))?;
     let w = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| e.to_string());
     w(out, format!("Batch: {batch}, img idx: {index}"))?;
     let jpeg = match strings.get(index).map(|s| &**s) {
@@ -117,12 +109,7 @@ pub fn verify_test_preds(v: &Verify, out: &mut dyn Write) -> Result<(), String> 
     }
     if let Some(png) = &v.out {
         let mut canvas = Canvas::new(wd, h, [0, 0, 0]);
-        for y in 0..h {
-            for x in 0..wd {
-                let px = |c: usize| planes[(c * h + y) * wd + x];
-                canvas.set(x as i64, y as i64, [px(0), px(1), px(2)]);
-            }
-        }
+        canvas.planes(0, 0, &planes, h, wd);
         std::fs::write(png, canvas.to_png()).map_err(|e| format!("{}: {e}", png.display()))?;
     }
     Ok(())

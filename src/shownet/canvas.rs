@@ -191,6 +191,19 @@ impl Canvas {
         }
     }
 
+    /// An 8-bit RGB image stored as planes `(3, height, width)`, its top-left corner at
+    /// `(x, y)`.
+    pub fn planes(&mut self, x: usize, y: usize, planes: &[u8], height: usize, width: usize) {
+        let plane = height * width;
+        for iy in 0..height {
+            for ix in 0..width {
+                let p = iy * width + ix;
+                let c = [planes[p], planes[plane + p], planes[2 * plane + p]];
+                self.set((x + ix) as i64, (y + iy) as i64, c);
+            }
+        }
+    }
+
     pub fn to_png(&self) -> Vec<u8> {
         png::encode_rgb(self.width, self.height, &self.px)
     }
