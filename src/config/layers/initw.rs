@@ -13,7 +13,9 @@
 use super::super::layer::{str_of, Cx};
 use crate::checkpoint;
 use crate::config::value::{Array, Value};
-use crate::config::{ConfigError, Generation};
+use crate::config::{ConfigError, Generation, Net};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// initw.py's `get_src()` checkpoint.
 const SOURCE: &str = "/nobackup/kriz/tmp/ConvNet__2012-09-19_23.29.04";
@@ -83,17 +85,7 @@ pub(super) fn call_init_func(
         .first()
         .ok_or_else(|| crash("IndexError: list index out of range".into()))?;
     let path = std::env::var(SOURCE_ENV).unwrap_or_else(|_| SOURCE.into());
-    if !std::path::Path::new(&path).exists() {
-        return Err(crash(format!(
-            "UnpickleError: Path '{path}' does not exist."
-        )));
-    }
-    let obj = checkpoint::load(path.as_ref()).map_err(|e| crash(format!("IOError: {e}")))?;
-    let layers = obj
-        .get("model_state")
-        .and_then(|m| m.get("layers"))
-        .ok_or_else(|| crash(format!("KeyError: no model_state['layers'] in {path}")))?;
-    let net = checkpoint::model::layers_from(&layers).map_err(|e| crash(format!("{path}: {e}")))?;
+    let net = source_layers(&path).map_err(crash)?;
     if net.generation == Generation::C1 {
         // A 2011 checkpoint's layers are a list.
         return Err(fail("list indices must be integers, not str".into()));
@@ -118,6 +110,33 @@ pub(super) fn call_init_func(
         Some(Value::List(l)) => Ok(Made::Conns(l.iter().filter_map(Value::as_int).collect())),
         _ => Err(crash(format!("IndexError: {src_layer}['{field}'][{idx}]"))),
     }
+}
+
+/// initw.py's `get_src()`: the layers of the checkpoint at `path`. The script loaded it
+/// again for every call; we keep the last one loaded (a parse calls it once per
+/// matrix, and an AlexNet checkpoint is hundreds of megabytes).
+fn source_layers(path: &str) -> Result<Rc<Net>, String> {
+    thread_local! {
+        static LAST: RefCell<Option<(String, Rc<Net>)>> = const { RefCell::new(None) };
+    }
+    if let Some(net) = LAST.with_borrow(|l| {
+        l.as_ref()
+            .filter(|(p, _)| p == path)
+            .map(|(_, n)| n.clone())
+    }) {
+        return Ok(net);
+    }
+    if !std::path::Path::new(path).exists() {
+        return Err(format!("UnpickleError: Path '{path}' does not exist."));
+    }
+    let obj = checkpoint::load(path.as_ref()).map_err(|e| format!("IOError: {e}"))?;
+    let layers = obj
+        .get("model_state")
+        .and_then(|m| m.get("layers"))
+        .ok_or_else(|| format!("KeyError: no model_state['layers'] in {path}"))?;
+    let net = Rc::new(checkpoint::model::layers_from(&layers).map_err(|e| format!("{path}: {e}"))?);
+    LAST.with_borrow_mut(|l| *l = Some((path.to_string(), net.clone())));
+    Ok(net)
 }
 
 /// layer.py's `^([^\.]+)\.([^\(\)]+)\s*(?:\(([^,]+(?:,[^,]+)*)\))?$`: module,
