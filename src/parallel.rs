@@ -230,21 +230,21 @@ fn helper(sh: &Shared, mut seen: u64) {
     }
 }
 
-/// A pointer to an output buffer that tasks running on several threads write to.
-/// Tasks must write disjoint elements; the kernels ensure that by construction (each
-/// output element belongs to exactly one task).
+/// A pointer to an output buffer (of f32 unless said otherwise) that tasks running on
+/// several threads write to. Tasks must write disjoint elements; the kernels ensure that
+/// by construction (each output element belongs to exactly one task).
 #[derive(Clone, Copy)]
-pub struct SharedOut {
-    ptr: *mut f32,
+pub struct SharedOut<T = f32> {
+    ptr: *mut T,
     len: usize,
 }
 
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
+unsafe impl<T: Send> Send for SharedOut<T> {}
+unsafe impl<T: Send> Sync for SharedOut<T> {}
 
-impl SharedOut {
+impl<T: Copy> SharedOut<T> {
     /// Wraps `out` for the duration of one [`for_each_task`] call.
-    pub fn new(out: &mut [f32]) -> SharedOut {
+    pub fn new(out: &mut [T]) -> SharedOut<T> {
         SharedOut {
             ptr: out.as_mut_ptr(),
             len: out.len(),
@@ -252,14 +252,14 @@ impl SharedOut {
     }
     /// Reads element `i`.
     #[inline]
-    pub fn get(&self, i: usize) -> f32 {
+    pub fn get(&self, i: usize) -> T {
         assert!(i < self.len);
         // SAFETY: in bounds; only the task that owns element `i` touches it.
         unsafe { *self.ptr.add(i) }
     }
     /// Writes element `i`.
     #[inline]
-    pub fn set(&self, i: usize, v: f32) {
+    pub fn set(&self, i: usize, v: T) {
         assert!(i < self.len);
         // SAFETY: in bounds; only the task that owns element `i` touches it.
         unsafe { *self.ptr.add(i) = v }
@@ -270,7 +270,7 @@ impl SharedOut {
     /// No other task may access `start..start+len` while the slice lives.
     #[inline]
     #[allow(clippy::mut_from_ref)]
-    pub unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
+    pub unsafe fn slice(&self, start: usize, len: usize) -> &mut [T] {
         assert!(start + len <= self.len);
         std::slice::from_raw_parts_mut(self.ptr.add(start), len)
     }

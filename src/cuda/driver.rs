@@ -115,29 +115,15 @@ struct Staging {
     ptr: *mut u32,
 }
 
-/// A destination the helper threads write disjoint pieces of.
-struct Dst(*mut u32);
-// SAFETY: each task writes only its own piece.
-unsafe impl Sync for Dst {}
-
-impl Dst {
-    /// Word `i`'s address.
-    fn at(&self, i: usize) -> *mut u32 {
-        self.0.wrapping_add(i)
-    }
-}
-
-/// Copies `src` to `dst` (`len` words) in 1 MiB pieces on the helper threads.
-///
-/// # Safety
-/// `src` and `dst` are valid for `len` words and do not overlap.
-unsafe fn par_copy(src: *const u32, dst: *mut u32, len: usize) {
+/// Copies `src` into `dst` (of the same length) in 1 MiB pieces on the helper threads.
+fn par_copy(src: &[u32], dst: &mut [u32]) {
     const PIECE: usize = 1 << 18;
-    let (src, dst) = (src as usize, Dst(dst));
-    crate::parallel::for_each_task(len.div_ceil(PIECE), |p| {
-        let (at, n) = (p * PIECE, PIECE.min(len - p * PIECE));
-        // SAFETY: piece `p` is in bounds and belongs to this task only.
-        unsafe { std::ptr::copy_nonoverlapping((src as *const u32).add(at), dst.at(at), n) }
+    assert_eq!(src.len(), dst.len(), "par_copy");
+    let out = crate::parallel::SharedOut::new(dst);
+    crate::parallel::for_each_task(src.len().div_ceil(PIECE), |p| {
+        let piece = &src[p * PIECE..((p + 1) * PIECE).min(src.len())];
+        // SAFETY: piece `p` of the destination belongs to this task only.
+        unsafe { out.slice(p * PIECE, piece.len()) }.copy_from_slice(piece);
     });
 }
 
@@ -459,12 +445,11 @@ impl Backend for Cuda {
         for (i, chunk) in src.chunks(STAGING_WORDS).enumerate() {
             // SAFETY: the staging memory holds STAGING_WORDS words, the chunk at most
             // that; the synchronous copy is done with it before the next chunk.
-            unsafe {
-                par_copy(chunk.as_ptr(), stage, chunk.len());
-                let staged = std::slice::from_raw_parts(stage, chunk.len());
-                cu::memcpy_htod_sync(ptr + 4 * (i * STAGING_WORDS) as u64, staged)
-            }
-            .map_err(drv("cuMemcpyHtoD"))?;
+            let staged = unsafe { std::slice::from_raw_parts_mut(stage, chunk.len()) };
+            par_copy(chunk, staged);
+            // SAFETY: in bounds of a live buffer of this context.
+            unsafe { cu::memcpy_htod_sync(ptr + 4 * (i * STAGING_WORDS) as u64, staged) }
+                .map_err(drv("cuMemcpyHtoD"))?;
         }
         Ok(())
     }
@@ -477,13 +462,12 @@ impl Backend for Cuda {
             return unsafe { cu::memcpy_dtoh_sync(dst, ptr) }.map_err(drv("cuMemcpyDtoH"));
         };
         for (i, chunk) in dst.chunks_mut(STAGING_WORDS).enumerate() {
-            // SAFETY: as in `write_words`, the other way.
-            unsafe {
-                let staged = std::slice::from_raw_parts_mut(stage, chunk.len());
-                cu::memcpy_dtoh_sync(staged, ptr + 4 * (i * STAGING_WORDS) as u64)
-                    .map_err(drv("cuMemcpyDtoH"))?;
-                par_copy(stage, chunk.as_mut_ptr(), chunk.len());
-            }
+            // SAFETY: as in `write_words`.
+            let staged = unsafe { std::slice::from_raw_parts_mut(stage, chunk.len()) };
+            // SAFETY: in bounds of a live buffer of this context.
+            unsafe { cu::memcpy_dtoh_sync(staged, ptr + 4 * (i * STAGING_WORDS) as u64) }
+                .map_err(drv("cuMemcpyDtoH"))?;
+            par_copy(staged, chunk);
         }
         Ok(())
     }
@@ -564,10 +548,7 @@ mod tests {
             .collect();
         for threads in [1, 2, 3] {
             let mut dst = vec![0u32; len];
-            crate::parallel::with_threads(threads, || {
-                // SAFETY: both hold `len` words and are distinct vectors.
-                unsafe { par_copy(src.as_ptr(), dst.as_mut_ptr(), len) }
-            });
+            crate::parallel::with_threads(threads, || par_copy(&src, &mut dst));
             assert_eq!(dst, src, "{threads} threads");
         }
     }
