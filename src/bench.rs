@@ -656,16 +656,10 @@ pub fn gpu_kernels(
         }
         let (im, fi, hi) = (mat(&images)?, mat(&filters)?, mat(&hid)?);
         let n = s.images;
-        let banks = match (s.local, s.partial_sum) {
-            (true, _) => s.modules(),
-            (false, 0) => 1,
-            (false, p) => s.modules() / p,
-        };
-        let per_bank = s.filter_rows() / if s.local { s.modules() } else { 1 };
         let outs = [
             (s.filters * s.modules(), n),
             (s.colors * s.img_size * s.img_size, n),
-            (banks * per_bank, s.filters),
+            (s.weight_acts_rows(), s.filters),
         ];
         let (pad, img, mx) = (s.padding_start(), s.img_size, s.modules_x);
         let (st, c, g) = (s.stride, s.colors, s.groups);

@@ -211,12 +211,6 @@ fn conv_calls(sh: ConvShape, seed: u64, scaled: bool) -> Vec<Call> {
         ],
         [img, img, mx],
     );
-    let banks = match (sh.local, sh.partial_sum) {
-        (true, _) => m,
-        (false, 0) => 1,
-        (false, p) => m / p,
-    };
-    let per_bank = sh.filter_rows() / if sh.local { m } else { 1 };
     let (fs, ps) = (sh.filter_size, sh.partial_sum);
     let mut wa_args = args(&[img, mx, mx, fs]);
     if !sh.local {
@@ -232,7 +226,7 @@ fn conv_calls(sh: ConvShape, seed: u64, scaled: bool) -> Vec<Call> {
         mats: vec![
             input(colors * pixels, n, seed),
             input(sh.filters * m, n, seed + 3),
-            target(banks * per_bank, sh.filters, 5),
+            target(sh.weight_acts_rows(), sh.filters, 5),
         ],
         written: vec![2],
         gpu: None,

@@ -104,6 +104,14 @@ impl ConvShape {
             per
         }
     }
+    /// Rows of weightActs' target: the filter rows once per `partialSum` modules (all
+    /// modules at once for `partialSum` 0; local layers: the filter rows as they are).
+    pub fn weight_acts_rows(&self) -> usize {
+        match (self.local, self.partial_sum) {
+            (true, _) | (false, 0) => self.filter_rows(),
+            (false, p) => self.filter_rows() * (self.modules() / p),
+        }
+    }
     /// Multiply-adds of one filterActs (= imgActs = weightActs) call.
     pub fn flops(&self) -> f64 {
         2.0 * (self.filters * self.modules() * self.images) as f64
