@@ -87,9 +87,6 @@ const CHUNK: usize = 64;
 /// Pixels per task of the cross-map kernels.
 const PIXEL_RUN: usize = 16;
 
-/// Elements per task of the elementwise passes (undo prelims).
-const ELEMENTWISE_TASK: usize = 1 << 14;
-
 /// The same-map normalisation kernel `convContrastNorm` launches for a shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContrastNormKernel {
@@ -239,45 +236,107 @@ fn accumulate<const SQUARES: bool>(acc: &mut [f32], row: &[f32]) {
     }
 }
 
+/// Sums, from 0, the rows of images in `rows` (one output's window, in the kernel's
+/// order) into `acc`. A full chunk keeps its sums in registers across the window's
+/// terms; a short one goes term by term through memory.
+#[inline(always)]
+fn window_sum<'a, const SQUARES: bool>(rows: impl Iterator<Item = &'a [f32]>, acc: &mut [f32]) {
+    if let Ok(acc) = <&mut [f32; CHUNK]>::try_from(&mut *acc) {
+        let mut sums = [0f32; CHUNK];
+        for row in rows {
+            accumulate::<SQUARES>(&mut sums, &row[..CHUNK]);
+        }
+        *acc = sums;
+    } else {
+        acc.fill(0.0);
+        for row in rows {
+            accumulate::<SQUARES>(acc, row);
+        }
+    }
+}
+
+/// What a pass sums over: values as they are (the forward's images), or the undo's
+/// `acts`, which `kRNormUndoPrelims` first turns into `__fdividef((scale * outGrads) *
+/// acts, denoms)` in place. The prelims are computed by the task that sums them, just
+/// before it reads them, so each element is read from memory once for both.
+enum Source<'a> {
+    Plain(&'a [f32]),
+    Prelims {
+        acts: SharedOut,
+        out_grads: &'a [f32],
+        denoms: &'a [f32],
+        scale: f32,
+    },
+}
+
+impl Source<'_> {
+    /// Elements `at..at + len`, ready to be summed.
+    ///
+    /// # Safety
+    /// The calling task owns these elements and takes each of them once.
+    unsafe fn take(&self, at: usize, len: usize) -> &[f32] {
+        match *self {
+            Source::Plain(v) => &v[at..at + len],
+            Source::Prelims {
+                ref acts,
+                out_grads,
+                denoms,
+                scale,
+            } => {
+                let a = acts.slice(at, len);
+                let (og, den) = (&out_grads[at..at + len], &denoms[at..at + len]);
+                for ((a, &o), &d) in a.iter_mut().zip(og).zip(den) {
+                    *a = fdividef(scale * o * *a, d);
+                }
+                a
+            }
+        }
+    }
+}
+
 /// For every output element of a same-map kernel, sums `src` over the element's
 /// window (rows ascending, then columns) from 0, and hands the sums of one output row
-/// and image chunk to `finish(row, first_image, sums)`. Tasks are `(filter, image
-/// row)` pairs; `finish` is called once per (row, chunk), by the task that owns it.
+/// and image chunk to `finish(row, first_image, sums)`. A task takes one filter's
+/// plane (windows stay inside it); `finish` is called once per (row, chunk), by the
+/// task that owns it.
 fn spatial_pass<const SQUARES: bool>(
-    src: &[f32],
+    src: &Source,
     g: Geo,
     size_x: usize,
     w: Window,
     finish: impl Fn(usize, usize, &[f32]) + Sync,
 ) {
     let (s, n) = (g.size, g.n);
-    for_each_task(g.nf * s, |task| {
-        let (f, y) = (task / s, task % s);
-        let rows = window(y, size_x, s, w);
+    for_each_task(g.nf, |f| {
+        // SAFETY: the task owns filter f's plane and takes it once.
+        let plane = unsafe { src.take(f * g.pixels * n, g.pixels * n) };
         let mut acc = [0f32; CHUNK];
-        for x in 0..s {
-            let cols = window(x, size_x, s, w);
-            let out_row = f * g.pixels + y * s + x;
-            for c0 in (0..n).step_by(CHUNK) {
-                let len = CHUNK.min(n - c0);
-                let acc = &mut acc[..len];
-                acc.fill(0.0);
-                for wy in rows.clone() {
-                    for wx in cols.clone() {
-                        let at = (f * g.pixels + wy * s + wx) * n + c0;
-                        accumulate::<SQUARES>(acc, &src[at..at + len]);
-                    }
+        for y in 0..s {
+            let rows = window(y, size_x, s, w);
+            for x in 0..s {
+                let cols = window(x, size_x, s, w);
+                for c0 in (0..n).step_by(CHUNK) {
+                    let len = CHUNK.min(n - c0);
+                    let acc = &mut acc[..len];
+                    let terms = rows.clone().flat_map(|wy| {
+                        cols.clone().map(move |wx| {
+                            let at = (wy * s + wx) * n + c0;
+                            &plane[at..at + len]
+                        })
+                    });
+                    window_sum::<SQUARES>(terms, acc);
+                    finish(f * g.pixels + y * s + x, c0, acc);
                 }
-                finish(out_row, c0, acc);
             }
         }
     });
 }
 
 /// The cross-map counterpart of [`spatial_pass`]: sums over the channel window
-/// (ascending) at the same pixel. Tasks are runs of [`PIXEL_RUN`] pixels.
+/// (ascending) at the same pixel. Tasks are runs of [`PIXEL_RUN`] pixels, all
+/// channels.
 fn cross_map_pass<const SQUARES: bool>(
-    src: &[f32],
+    src: &Source,
     g: Geo,
     size_f: usize,
     blocked: bool,
@@ -289,18 +348,23 @@ fn cross_map_pass<const SQUARES: bool>(
     // each channel's rows are read (and each output's rows written) as contiguous runs.
     for_each_task(g.pixels.div_ceil(PIXEL_RUN), |task| {
         let pixels = task * PIXEL_RUN..((task + 1) * PIXEL_RUN).min(g.pixels);
+        // The run's rows of each channel, taken as the windows first reach them.
+        let mut runs: Vec<&[f32]> = Vec::with_capacity(g.nf);
         let mut acc = [0f32; CHUNK];
         for f in 0..g.nf {
             let chans = channel_window(f, size_f, g.nf, blocked, w);
+            while runs.len() < chans.end {
+                let at = (runs.len() * g.pixels + pixels.start) * n;
+                // SAFETY: the task owns its pixels' rows in every channel; each once.
+                runs.push(unsafe { src.take(at, pixels.len() * n) });
+            }
             for px in pixels.clone() {
+                let at = (px - pixels.start) * n;
                 for c0 in (0..n).step_by(CHUNK) {
                     let len = CHUNK.min(n - c0);
                     let acc = &mut acc[..len];
-                    acc.fill(0.0);
-                    for fc in chans.clone() {
-                        let at = (fc * g.pixels + px) * n + c0;
-                        accumulate::<SQUARES>(acc, &src[at..at + len]);
-                    }
+                    let terms = chans.clone().map(|fc| &runs[fc][at + c0..at + c0 + len]);
+                    window_sum::<SQUARES>(terms, acc);
                     finish(f * g.pixels + px, c0, acc);
                 }
             }
@@ -403,7 +467,13 @@ fn spatial_forward(
         pow_scale,
         1.0,
     );
-    spatial_pass::<true>(md.data(), g, size_x, Window::Forward, finish);
+    spatial_pass::<true>(
+        &Source::Plain(md.data()),
+        g,
+        size_x,
+        Window::Forward,
+        finish,
+    );
     Ok(())
 }
 
@@ -613,7 +683,14 @@ fn cross_map_forward(
         pow_scale,
         min_div,
     );
-    cross_map_pass::<true>(md.data(), g, size_f, blocked, Window::Forward, finish);
+    cross_map_pass::<true>(
+        &Source::Plain(md.data()),
+        g,
+        size_f,
+        blocked,
+        Window::Forward,
+        finish,
+    );
     Ok(())
 }
 
@@ -675,22 +752,22 @@ pub(crate) fn undo_checks(
     Ok(g)
 }
 
-/// The checks shared by the undo functions ([`undo_checks`]) and the prelims
-/// (`kRNormUndoPrelims`): `acts := __fdividef((-2 * addScale * powScale * outGrads) *
-/// acts, denoms)`.
+/// The checks shared by the undo functions ([`undo_checks`]), the target resized, and
+/// the [`Source`] that gives the passes the prelims (`kRNormUndoPrelims`): `acts :=
+/// __fdividef((-2 * addScale * powScale * outGrads) * acts, denoms)`.
 #[allow(clippy::too_many_arguments)]
-fn undo_setup(
+fn undo_setup<'a>(
     function: &'static str,
-    out_grads: &NvMatrix,
-    denoms: &NvMatrix,
+    out_grads: &'a NvMatrix,
+    denoms: &'a NvMatrix,
     inputs: &NvMatrix,
-    acts: &mut NvMatrix,
+    acts: &'a mut NvMatrix,
     target: &mut NvMatrix,
     num_filters: usize,
     add_scale: f32,
     pow_scale: f32,
     cross_map_size: Option<usize>,
-) -> Result<Geo, ShapeError> {
+) -> Result<(Geo, Source<'a>), ShapeError> {
     let g = undo_checks(
         function,
         shape_of(out_grads),
@@ -702,21 +779,13 @@ fn undo_setup(
         cross_map_size,
     )?;
     target.resize_like(out_grads);
-
-    let scale = undo_prelims_scale(add_scale, pow_scale);
-    let (og, den) = (out_grads.data(), denoms.data());
-    let len = acts.len();
-    let out = SharedOut::new(acts.data_mut());
-    for_each_task(len.div_ceil(ELEMENTWISE_TASK), |t| {
-        let lo = t * ELEMENTWISE_TASK;
-        let hi = (lo + ELEMENTWISE_TASK).min(len);
-        // SAFETY: each task owns its range of elements.
-        let a = unsafe { out.slice(lo, hi - lo) };
-        for ((a, &o), &d) in a.iter_mut().zip(&og[lo..hi]).zip(&den[lo..hi]) {
-            *a = fdividef(scale * o * *a, d);
-        }
-    });
-    Ok(g)
+    let prelims = Source::Prelims {
+        acts: SharedOut::new(acts.data_mut()),
+        out_grads: out_grads.data(),
+        denoms: denoms.data(),
+        scale: undo_prelims_scale(add_scale, pow_scale),
+    };
+    Ok((g, prelims))
 }
 
 /// The scale of `kRNormUndoPrelims<128, 4>`, formed on the host in float.
@@ -829,7 +898,7 @@ pub fn conv_response_norm_undo_with(
     undo2: Undo2Add,
 ) -> Result<(), ShapeError> {
     let function = "convResponseNormUndo";
-    let g = undo_setup(
+    let (g, prelims) = undo_setup(
         function,
         out_grads,
         denoms,
@@ -859,7 +928,7 @@ pub fn conv_response_norm_undo_with(
         pow_scale,
         mode,
     );
-    spatial_pass::<false>(acts.data(), g, size_x, Window::Reverse, finish);
+    spatial_pass::<false>(&prelims, g, size_x, Window::Reverse, finish);
     Ok(())
 }
 
@@ -945,7 +1014,7 @@ pub fn conv_response_norm_cross_map_undo(
     scale_output: f32,
 ) -> Result<(), ShapeError> {
     let function = "convResponseNormCrossMapUndo";
-    let g = undo_setup(
+    let (g, prelims) = undo_setup(
         function,
         out_grads,
         denoms,
@@ -975,7 +1044,7 @@ pub fn conv_response_norm_cross_map_undo(
         pow_scale,
         mode,
     );
-    cross_map_pass::<false>(acts.data(), g, size_f, blocked, Window::Reverse, finish);
+    cross_map_pass::<false>(&prelims, g, size_f, blocked, Window::Reverse, finish);
     Ok(())
 }
 
@@ -1073,7 +1142,7 @@ pub fn conv_tica(
     let n = g.n;
     let out = SharedOut::new(target.data_mut());
     spatial_pass::<true>(
-        images.data(),
+        &Source::Plain(images.data()),
         g,
         size_x,
         Window::Forward,
@@ -1127,7 +1196,7 @@ pub fn conv_tica_grad(
     let (n, img) = (g.n, images.data());
     let out = SharedOut::new(target.data_mut());
     spatial_pass::<false>(
-        ticas.data(),
+        &Source::Plain(ticas.data()),
         g,
         size_x,
         Window::Forward,
@@ -1215,8 +1284,8 @@ pub(crate) fn local_weights_checks(
 /// f64 `log2`/`exp2` of the f32 argument rounded to f32. Calling libm per element
 /// costs ~17 ns, far more than the memory traffic of a normalisation. Here both are
 /// evaluated sixteen lanes at a time in f64 by short polynomials whose error is below
-/// `2^-39` relative; a lane whose f64 value `v` has every value within `EPS = 2^-34`
-/// relative of it rounding to the same f32 must round like the exact value and like
+/// `2^-39` relative; a lane whose f64 value `v` has every value
+/// within `2^-34` relative of it rounding to the same f32 must round like the exact value and like
 /// libm's (which is within 1 f64 ulp of it), so it takes the polynomial's f32. The rare lane too
 /// close to an f32 rounding boundary (about 2^-9.5 of them), and every argument
 /// outside the polynomials' range (non-positive, subnormal, infinite or NaN `x`;
@@ -1233,15 +1302,14 @@ mod fast_pow {
     /// integer.
     const ROUND: f64 = 6_755_399_441_055_744.0;
 
-    /// Half-width of the acceptance interval, relative (2^-34): above the polynomials'
-    /// error (< 2^-39) plus libm's (< 2^-52).
-    const EPS: f64 = 1.0 / (1u64 << 34) as f64;
-
-    /// True when every value within `EPS` (relative) of `v` rounds to the same f32.
+    /// True when every value within `2^-34` (relative) of `v` rounds to the same f32:
+    /// `v` is at least `2^19` of its own ulps (`2^-34` relative or more) from the
+    /// midpoint between two f32s, i.e. its 29 bits below the f32 precision are that far
+    /// from `2^28`.
     #[inline(always)]
     fn safe(v: f64) -> bool {
-        let d = v.abs() * EPS;
-        (v - d) as f32 == (v + d) as f32
+        let below = (v.to_bits() & 0x1FFF_FFFF) as i64;
+        (below - 0x1000_0000).abs() > 1 << 19
     }
 
     /// `log2(x)` for a positive normal f32, and whether the f32 rounding is certain.
@@ -1256,11 +1324,11 @@ mod fast_pow {
         mb = if high { mb - 0x0080_0000 } else { mb };
         e = if high { e + 1 } else { e };
         let m = f64::from(f32::from_bits(mb));
-        // ln(m) = 2 atanh(t), t = (m-1)/(m+1), |t| < 0.1716: t + t^3/3 + ... + t^13/13;
-        // the first omitted term is below t * 2^-39.5.
+        // ln(m) = 2 atanh(t), t = (m-1)/(m+1), |t| < 0.1716.
         let t = (m - 1.0) / (m + 1.0);
         let t2 = t * t;
-        // p = 1/3 + t2/5 + ... + t2^5/13 by Estrin's scheme (short dependency chains).
+        // atanh(t) = t + t^3/3 + ... + t^13/13 (the first omitted term is below
+        // t * 2^-39.5), with p = 1/3 + t2/5 + ... + t2^5/13 by Estrin's scheme.
         let w2 = t2 * t2;
         let w4 = w2 * w2;
         let a0 = t2.mul_add(1.0 / 5.0, 1.0 / 3.0);
@@ -1465,3 +1533,4 @@ mod tests {
         assert_eq!(channel_window(15, 5, 16, true, Window::Reverse), 15..16);
     }
 }
+
