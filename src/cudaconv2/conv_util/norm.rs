@@ -62,16 +62,20 @@
 //!
 //! # Speed
 //! Images are the innermost dimension: each output row's images are processed in
-//! chunks of `CHUNK` lanes that all run the identical sequence, so LLVM vectorises
-//! the window sums; `__powf` runs sixteen lanes at a time through a vectorised
-//! evaluation that is bit-identical to [`crate::nvmatrix::intrinsics::powf`] (see `fast_pow`),
-//! compiled for AVX-512 too and taken where [`lanes::simd`] says so.
-//! Threads take output rows ([`for_each_task`]): same-map kernels one `(filter,
-//! image row)` each, cross-map kernels a run of pixels (all filters) each.
+//! chunks of `CHUNK` lanes that all run the identical sequence, and a full chunk's
+//! window sums stay in registers across the window's terms; `__powf` runs sixteen
+//! lanes at a time through a vectorised evaluation that is bit-identical to
+//! [`crate::nvmatrix::intrinsics::powf`] (see `fast_pow`), compiled for AVX-512 too and
+//! taken where [`lanes::simd`] says so. Threads take tasks ([`for_each_task`]):
+//! same-map kernels one filter's plane each, cross-map kernels a run of pixels (all
+//! filters) each. The undo's prelims are computed by the task that sums them, just
+//! before it does, so `acts` is read once for both.
 //! The bit-exact `__powf` (two correctly rounded transcendental evaluations per
-//! output, ~4 ns per element and core) dominates: without it the forward kernels
-//! run at 1.6-2.5x and the undo kernels at 0.8-2x the time of a copy of the same
-//! bytes; with it at 6-9x and 2.3-4x (one thread, release build).
+//! output, about 2.6 ns per element and core with AVX-512, 3.7 with AVX2, some 65
+//! vector operations per eight f64 lanes) dominates: with it replaced by a multiply,
+//! the forward kernels ran at 1.4-2.8x and the undo kernels at 1.9-2.4x the time of a
+//! copy of the same bytes (two threads, `convnet bench kernels`); with it at 4-24x and
+//! 4-6x, the small same-map shapes worst (their copies stay in cache).
 
 use super::{same_dims, shape_of};
 use crate::cudaconv2::lanes;
@@ -1533,4 +1537,3 @@ mod tests {
         assert_eq!(channel_window(15, 5, 16, true, Window::Reverse), 15..16);
     }
 }
-
