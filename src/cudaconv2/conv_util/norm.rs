@@ -67,8 +67,8 @@
 //! lanes at a time through a vectorised evaluation that is bit-identical to
 //! [`crate::nvmatrix::intrinsics::powf`] (see `fast_pow`), compiled for AVX-512 too and
 //! taken where [`lanes::simd`] says so. Threads take tasks ([`for_each_task`]):
-//! same-map kernels one filter's plane each, cross-map kernels a run of pixels (all
-//! filters) each. The undo's prelims are computed by the task that sums them, just
+//! same-map kernels one filter's output row each (the undo one filter's plane),
+//! cross-map kernels a run of pixels (all filters) each. The undo's prelims are computed by the task that sums them, just
 //! before it does, so `acts` is read once for both.
 //! The bit-exact `__powf` (two correctly rounded transcendental evaluations per
 //! output, about 2.6 ns per element and core with AVX-512, 3.7 with AVX2, some 65
@@ -301,8 +301,9 @@ impl Source<'_> {
 /// For every output element of a same-map kernel, sums `src` over the element's
 /// window (rows ascending, then columns) from 0, and hands the sums of one output row
 /// and image chunk to `finish(row, first_image, sums)`. A task takes one filter's
-/// plane (windows stay inside it); `finish` is called once per (row, chunk), by the
-/// task that owns it.
+/// output row, or its whole plane when the source makes prelims (each element of the
+/// plane is then taken once, by the task that reads it); `finish` is called once per
+/// (row, chunk), by the task that owns it.
 fn spatial_pass<const SQUARES: bool>(
     src: &Source,
     g: Geo,
@@ -311,11 +312,18 @@ fn spatial_pass<const SQUARES: bool>(
     finish: impl Fn(usize, usize, &[f32]) + Sync,
 ) {
     let (s, n) = (g.size, g.n);
-    for_each_task(g.nf, |f| {
-        // SAFETY: the task owns filter f's plane and takes it once.
+    let band = match src {
+        Source::Plain(_) => 1,
+        Source::Prelims { .. } => s,
+    };
+    let bands = s.div_ceil(band);
+    for_each_task(g.nf * bands, |task| {
+        let (f, y0) = (task / bands, task % bands * band);
+        // SAFETY: a Prelims task owns filter f's plane and takes it once (a Plain
+        // source is only read).
         let plane = unsafe { src.take(f * g.pixels * n, g.pixels * n) };
         let mut acc = [0f32; CHUNK];
-        for y in 0..s {
+        for y in y0..(y0 + band).min(s) {
             let rows = window(y, size_x, s, w);
             for x in 0..s {
                 let cols = window(x, size_x, s, w);
