@@ -240,21 +240,23 @@ fn accumulate<const SQUARES: bool>(acc: &mut [f32], row: &[f32]) {
     }
 }
 
-/// Sums, from 0, the rows of images in `rows` (one output's window, in the kernel's
-/// order) into `acc`. A full chunk keeps its sums in registers across the window's
-/// terms; a short one goes term by term through memory.
+/// Sums, from 0, images `c0..c0 + acc.len()` of the rows `terms` (one output's window,
+/// in the kernel's order) into `acc`. A full chunk keeps its sums in registers across
+/// the window's terms; a short one goes term by term through memory.
 #[inline(always)]
-fn window_sum<'a, const SQUARES: bool>(rows: impl Iterator<Item = &'a [f32]>, acc: &mut [f32]) {
+fn window_sum<const SQUARES: bool>(terms: &[&[f32]], c0: usize, acc: &mut [f32]) {
     if let Ok(acc) = <&mut [f32; CHUNK]>::try_from(&mut *acc) {
         let mut sums = [0f32; CHUNK];
-        for row in rows {
-            accumulate::<SQUARES>(&mut sums, &row[..CHUNK]);
+        for row in terms {
+            let row: &[f32; CHUNK] = row[c0..c0 + CHUNK].try_into().unwrap();
+            accumulate::<SQUARES>(&mut sums, row);
         }
         *acc = sums;
     } else {
         acc.fill(0.0);
-        for row in rows {
-            accumulate::<SQUARES>(acc, row);
+        let len = acc.len();
+        for row in terms {
+            accumulate::<SQUARES>(acc, &row[c0..c0 + len]);
         }
     }
 }
@@ -323,20 +325,18 @@ fn spatial_pass<const SQUARES: bool>(
         // source is only read).
         let plane = unsafe { src.take(f * g.pixels * n, g.pixels * n) };
         let mut acc = [0f32; CHUNK];
+        let mut terms: Vec<&[f32]> = Vec::with_capacity(size_x * size_x);
         for y in y0..(y0 + band).min(s) {
             let rows = window(y, size_x, s, w);
             for x in 0..s {
                 let cols = window(x, size_x, s, w);
+                terms.clear();
+                for wy in rows.clone() {
+                    terms.extend(cols.clone().map(|wx| &plane[(wy * s + wx) * n..][..n]));
+                }
                 for c0 in (0..n).step_by(CHUNK) {
-                    let len = CHUNK.min(n - c0);
-                    let acc = &mut acc[..len];
-                    let terms = rows.clone().flat_map(|wy| {
-                        cols.clone().map(move |wx| {
-                            let at = (wy * s + wx) * n + c0;
-                            &plane[at..at + len]
-                        })
-                    });
-                    window_sum::<SQUARES>(terms, acc);
+                    let acc = &mut acc[..CHUNK.min(n - c0)];
+                    window_sum::<SQUARES>(&terms, c0, acc);
                     finish(f * g.pixels + y * s + x, c0, acc);
                 }
             }
@@ -362,6 +362,7 @@ fn cross_map_pass<const SQUARES: bool>(
         let pixels = task * PIXEL_RUN..((task + 1) * PIXEL_RUN).min(g.pixels);
         // The run's rows of each channel, taken as the windows first reach them.
         let mut runs: Vec<&[f32]> = Vec::with_capacity(g.nf);
+        let mut terms: Vec<&[f32]> = Vec::with_capacity(size_f);
         let mut acc = [0f32; CHUNK];
         for f in 0..g.nf {
             let chans = channel_window(f, size_f, g.nf, blocked, w);
@@ -372,11 +373,11 @@ fn cross_map_pass<const SQUARES: bool>(
             }
             for px in pixels.clone() {
                 let at = (px - pixels.start) * n;
+                terms.clear();
+                terms.extend(chans.clone().map(|fc| &runs[fc][at..at + n]));
                 for c0 in (0..n).step_by(CHUNK) {
-                    let len = CHUNK.min(n - c0);
-                    let acc = &mut acc[..len];
-                    let terms = chans.clone().map(|fc| &runs[fc][at + c0..at + c0 + len]);
-                    window_sum::<SQUARES>(terms, acc);
+                    let acc = &mut acc[..CHUNK.min(n - c0)];
+                    window_sum::<SQUARES>(&terms, c0, acc);
                     finish(f * g.pixels + px, c0, acc);
                 }
             }
