@@ -72,10 +72,12 @@
 //! before it does, so `acts` is read once for both.
 //! The bit-exact `__powf` (two correctly rounded transcendental evaluations per
 //! output, about 2.6 ns per element and core with AVX-512, 3.7 with AVX2, some 65
-//! vector operations per eight f64 lanes) dominates: with it replaced by a multiply,
-//! the forward kernels ran at 1.4-2.8x and the undo kernels at 1.9-2.4x the time of a
-//! copy of the same bytes (two threads, `convnet bench kernels`); with it at 4-24x and
-//! 4-6x, the small same-map shapes worst (their copies stay in cache).
+//! vector operations per eight f64 lanes) dominates: with it, two threads run the
+//! forward kernels at 4.2-5x the time of a copy of the same bytes for AlexNet's
+//! cross-map shape and 9-24x for the small same-map shapes, whose copies stay in cache,
+//! and the undo kernels at 4.3-5.5x (`convnet bench kernels`). With `__powf` replaced
+//! by a multiply (a measurement, not a mode) the same passes ran at 1.4-2.8x (forward)
+//! and 1.9-2.4x (undo).
 
 use super::{same_dims, shape_of};
 use crate::cudaconv2::lanes;
