@@ -63,7 +63,7 @@
 //! # Speed
 //! Images are the innermost dimension: each output row's images are processed in
 //! chunks of `CHUNK` lanes that all run the identical sequence, and a full chunk's
-//! window sums stay in registers across the window's terms; `__powf` runs sixteen
+//! window sums stay in registers across the window's terms; `__powf` runs 32
 //! lanes at a time through a vectorised evaluation that is bit-identical to
 //! [`crate::nvmatrix::intrinsics::powf`] (see `fast_pow`), compiled for AVX-512 too and
 //! taken where [`lanes::simd`] says so. Threads take tasks ([`for_each_task`]):
@@ -71,7 +71,7 @@
 //! cross-map kernels a run of pixels (all filters) each. The undo's prelims are computed by the task that sums them, just
 //! before it does, so `acts` is read once for both.
 //! The bit-exact `__powf` (two correctly rounded transcendental evaluations per
-//! output, about 2.6 ns per element and core with AVX-512, 3.7 with AVX2, some 65
+//! output, about 2.1 ns per element and core with AVX-512, 3.5 with AVX2, some 65
 //! vector operations per eight f64 lanes) dominates: with it, two threads run the
 //! forward kernels at 4.2-5x the time of a copy of the same bytes for AlexNet's
 //! cross-map shape and 9-24x for the small same-map shapes, whose copies stay in cache,
@@ -1298,9 +1298,9 @@ pub(crate) fn local_weights_checks(
 /// [`crate::nvmatrix::intrinsics::powf`]`(x, y) = ex2(y * lg2(x))` where `lg2(x)` and `ex2(t)` are the
 /// f64 `log2`/`exp2` of the f32 argument rounded to f32. Calling libm per element
 /// costs ~17 ns, far more than the memory traffic of a normalisation. Here both are
-/// evaluated sixteen lanes at a time in f64 by short polynomials whose error is below
-/// `2^-39` relative; a lane whose f64 value `v` has every value
-/// within `2^-34` relative of it rounding to the same f32 must round like the exact value and like
+/// evaluated [`LANES`] lanes at a time in f64 by short polynomials whose error is
+/// below `2^-39` relative; a lane whose f64 value `v` has every value within `2^-34`
+/// relative of it rounding to the same f32 must round like the exact value and like
 /// libm's (which is within 1 f64 ulp of it), so it takes the polynomial's f32. The rare lane too
 /// close to an f32 rounding boundary (about 2^-9.5 of them), and every argument
 /// outside the polynomials' range (non-positive, subnormal, infinite or NaN `x`;
@@ -1312,7 +1312,9 @@ mod fast_pow {
     use crate::cudaconv2::lanes::Simd;
     use crate::nvmatrix::intrinsics;
 
-    const LANES: usize = 16;
+    /// Lanes evaluated together: enough independent chains (four AVX-512 vectors of
+    /// f64) to hide the evaluation's latency.
+    pub(super) const LANES: usize = 32;
     /// `1.5 * 2^52`: adding and subtracting it rounds an f64 of magnitude < 2^51 to an
     /// integer.
     const ROUND: f64 = 6_755_399_441_055_744.0;
