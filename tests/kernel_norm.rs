@@ -468,34 +468,58 @@ fn cmrnorm_undo_is_the_gradient() {
     }
 }
 
+/// Every undo leaves `acts` holding the prelims, `__fdividef((-2 * addScale * powScale
+/// * outGrads) * acts, denoms)`, in every element (each task makes them for the
+/// elements it sums, so this checks that none is left out), with both thread counts
+/// and lane widths.
 #[test]
 fn undo_overwrites_acts_with_the_prelims() {
+    use convnet::nvmatrix::intrinsics::fdividef;
     let sh = Shape {
-        nf: 16,
-        s: 4,
-        n: 37,
+        nf: 32,
+        s: 5,
+        n: 70,
     };
     let (a, p) = (0.3f32, 0.75f32);
     let img = mat(1, sh.rows(), sh.n, -1.0, 1.0);
     let og = mat(2, sh.rows(), sh.n, -1.0, 1.0);
-    let (mut den, mut acts, mut tgt) = (
-        NvMatrix::default(),
-        NvMatrix::default(),
-        NvMatrix::default(),
-    );
-    conv_response_norm(&img, &mut den, &mut acts, sh.nf, 3, a, p).unwrap();
-    let before = acts.data().to_vec();
-    conv_response_norm_undo(
-        &og, &den, &img, &mut acts, &mut tgt, sh.nf, 3, a, p, 0.0, 1.0,
-    )
-    .unwrap();
-    let want: Vec<f64> = before
-        .iter()
-        .zip(og.data())
-        .zip(den.data())
-        .map(|((&o, &g), &d)| -2.0 * a as f64 * p as f64 * g as f64 * o as f64 / d as f64)
-        .collect();
-    assert_close("prelims in acts", acts.data(), &want, 1e-6);
+    // Same-map with sizeX 3 (kRNormUndo) and 7 (kRNormUndo2), cross-map with sizeF 5
+    // and 3, blocked or not.
+    for (name, size, cross_map, blocked) in [
+        ("same-map 3", 3, false, false),
+        ("same-map 7", 7, false, false),
+        ("cross-map 5", 5, true, false),
+        ("cross-map 3 blocked", 3, true, true),
+    ] {
+        let (mut den, mut acts) = (NvMatrix::default(), NvMatrix::default());
+        if cross_map {
+            conv_response_norm_cross_map(&img, &mut den, &mut acts, sh.nf, size, a, p, blocked)
+        } else {
+            conv_response_norm(&img, &mut den, &mut acts, sh.nf, size, a, p)
+        }
+        .unwrap();
+        let scale = -2.0f32 * a * p;
+        let want: Vec<u32> = (acts.data().iter().zip(og.data()).zip(den.data()))
+            .map(|((&x, &g), &d)| fdividef(scale * g * x, d).to_bits())
+            .collect();
+        let before = acts.clone();
+        let out = same_bits_any_threads_or_lanes(name, || {
+            let (mut acts, mut tgt) = (before.clone(), NvMatrix::default());
+            if cross_map {
+                conv_response_norm_cross_map_undo(
+                    &og, &den, &img, &mut acts, &mut tgt, sh.nf, size, a, p, blocked, 0.0, 1.0,
+                )
+            } else {
+                conv_response_norm_undo(
+                    &og, &den, &img, &mut acts, &mut tgt, sh.nf, size, a, p, 0.0, 1.0,
+                )
+            }
+            .unwrap();
+            acts.data().to_vec()
+        });
+        let got: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+        assert!(got == want, "{name}: acts are not the prelims everywhere");
+    }
 }
 
 /// The accumulate and overwrite paths, and kRNormUndo2's inverted flag.

@@ -68,8 +68,9 @@
 //! [`crate::nvmatrix::intrinsics::powf`] (see `fast_pow`), compiled for AVX-512 too and
 //! taken where [`lanes::simd`] says so. Threads take tasks ([`for_each_task`]):
 //! same-map kernels one filter's output row each (the undo one filter's plane),
-//! cross-map kernels a run of pixels (all filters) each. The undo's prelims are computed by the task that sums them, just
-//! before it does, so `acts` is read once for both.
+//! cross-map kernels a run of pixels (all filters) each. The undo's prelims are
+//! computed by the task that sums them, just before it does, so `acts` is read once
+//! for both.
 //! The bit-exact `__powf` (two correctly rounded transcendental evaluations per
 //! output, about 2.1 ns per element and core with AVX-512, 3.5 with AVX2, some 65
 //! vector operations per eight f64 lanes) dominates: with it, two threads run the
