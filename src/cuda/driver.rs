@@ -9,7 +9,7 @@
 //! retried declaring the newest version the driver reads (our kernels use no recent
 //! instructions), then NVRTC. Everything runs on the legacy default stream, so
 //! operations are ordered and a read waits for every launch before it. Copies of 1 MiB
-//! and more pass through page-locked host memory in 16 MiB chunks ([`Staging`]).
+//! and more pass through page-locked host memory in 16 MiB chunks (`Staging`).
 
 use super::{Backend, DevBuf, Gemm, GpuError, Param, SOURCES};
 use cudarc::cublas::{result as blas, sys as blas_sys};

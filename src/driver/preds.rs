@@ -109,7 +109,7 @@ fn weighted_sum(parts: &[Preds], coeffs: &[f64], names: &[PathBuf]) -> Result<Pr
 
 /// avg-test.py `do_avg(dirs, out, coeffs)`: for each file of the first directory (by
 /// name; each must start `test_preds_<n>`), `{'data': 0 + c1*d1 + c2*d2 + ...}` over
-/// the same file of every directory ([`weighted_sum`]), written to
+/// the same file of every directory (`weighted_sum`), written to
 /// `<out>/test_preds_<n>`, printing `Wrote batch <n>`.
 pub fn avg_test(
     dirs: &[PathBuf],

@@ -12,7 +12,7 @@
 //! image kernels such as blur, resize and colour conversions) runs on the CPU. Operands
 //! are uploaded only when the device has no copy of their current values: the device
 //! keeps what it uploaded and what its kernels wrote, by [`NvMatrix::stamp`] (a
-//! [`Resident`] set), so weights cross once per update and a kernel's output feeds the
+//! `Resident` set), so weights cross once per update and a kernel's output feeds the
 //! next kernel without a second trip, unless the CPU changed it in between.
 //! Because our CUDA kernels perform the CPU port's per-output operation sequences, a
 //! net gives the CPU's bits on a backend wherever the kernels are exact tier
@@ -159,7 +159,7 @@ impl Device {
     }
 
     /// Runs one kernel. On the CPU: `cpu(targets)`. On a backend: finds or uploads
-    /// `inputs` (in their orientation; see [`Resident`]), uploads each target whose
+    /// `inputs` (in their orientation; see `Resident`), uploads each target whose
     /// `read` flag is set (the kernel reads what it holds: scaled writes, in-place
     /// updates), giving the others zeroed device memory of their `shapes` entry (`rows,
     /// cols`); launches `gpu(backend, inputs, targets)`; downloads every target into its
