@@ -43,7 +43,8 @@ impl ConvNet {
         out: &mut dyn Write,
     ) -> Result<GcSummary, NetError> {
         let (s, e) = self.minibatches(data).first().copied().unwrap_or((0, 0));
-        let mini = Self::minibatch(data, s, e)?;
+        let mut mini = Vec::new();
+        Self::slice_minibatch(data, s, e, &mut mini)?;
         self.fprop(&mini, Pass::Gc)?;
         let base = self.cost().value();
         self.bprop(Pass::Gc)?;

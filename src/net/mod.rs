@@ -105,6 +105,9 @@ pub struct ConvNet {
     opts: NetOptions,
     /// Cases of the last fprop's minibatch.
     num_cases: usize,
+    /// The minibatch sliced from a batch's data matrices, kept so that its memory
+    /// serves every minibatch.
+    mini: Vec<NvMatrix>,
     /// 2012: backward passes since the last update (`numBwdMiniPasses`).
     bwd_passes: usize,
     /// Progress of the 2012 schedules in the current batch.
@@ -325,6 +328,7 @@ impl ConvNet {
             glibc: GlibcRandom::new(opts.random_seed as u32),
             opts,
             num_cases: 0,
+            mini: Vec::new(),
             bwd_passes: 0,
             progress: 0.0,
             profile: None,
@@ -549,7 +553,7 @@ impl ConvNet {
                 layer: Some(self.layers[d].name.clone()),
                 message: format!("the data provider gives no matrix {data_idx}"),
             })?;
-            *self.bufs.acts[self.layers[d].acts].borrow_mut() = m.clone();
+            m.copy_to(&mut self.bufs.acts[self.layers[d].acts].borrow_mut());
             self.fprop_next(d, pass)?;
         }
         self.run_workers(pass)
@@ -715,16 +719,39 @@ impl ConvNet {
         Some(self.view(self.weight_layer(layer)?.biases))
     }
 
-    /// `DataProvider::getMinibatch(idx)`: columns `[idx*mb, min((idx+1)*mb, cases))` of
-    /// every data matrix.
-    fn minibatch(data: &[NvMatrix], start: usize, end: usize) -> Result<Vec<NvMatrix>, NetError> {
-        data.iter()
-            .map(|m| {
-                let mut t = NvMatrix::default();
-                m.slice_cols(start, Some(end), &mut t)?;
-                Ok(t)
-            })
-            .collect()
+    /// `DataProvider::getMinibatch(idx)`: columns `[start, end)` of every data matrix,
+    /// sliced (row-major) into `mini`'s matrices, whose memory is reused.
+    fn slice_minibatch(
+        data: &[NvMatrix],
+        start: usize,
+        end: usize,
+        mini: &mut Vec<NvMatrix>,
+    ) -> Result<(), NetError> {
+        mini.resize_with(data.len(), NvMatrix::default);
+        for (m, t) in data.iter().zip(mini) {
+            m.slice_cols(start, Some(end), t)?;
+        }
+        Ok(())
+    }
+
+    /// `fprop` on the minibatch of columns `[start, end)` ([`Self::slice_minibatch`],
+    /// into matrices kept between minibatches); a row-major batch that is one
+    /// minibatch goes as it is.
+    fn fprop_cols(
+        &mut self,
+        data: &[NvMatrix],
+        start: usize,
+        end: usize,
+        pass: Pass,
+    ) -> Result<(), NetError> {
+        if start == 0 && data.iter().all(|m| m.cols() == end && !m.is_trans()) {
+            return self.fprop(data, pass);
+        }
+        let mut mini = std::mem::take(&mut self.mini);
+        let done = Self::slice_minibatch(data, start, end, &mut mini)
+            .and_then(|()| self.fprop(&mini, pass));
+        self.mini = mini;
+        done
     }
 
     fn minibatches(&self, data: &[NvMatrix]) -> Vec<(usize, usize)> {
@@ -743,7 +770,7 @@ impl ConvNet {
         self.progress = progress as f32 as f64;
         let mut cost = Cost::default();
         for (s, e) in self.minibatches(data) {
-            self.fprop(&Self::minibatch(data, s, e)?, Pass::Train)?;
+            self.fprop_cols(data, s, e, Pass::Train)?;
             cost.add(&self.cost());
             self.bprop(Pass::Train)?;
             self.update_weights(self.progress)?;
@@ -755,7 +782,7 @@ impl ConvNet {
     pub fn test_batch(&mut self, data: &[NvMatrix]) -> Result<Cost, NetError> {
         let mut cost = Cost::default();
         for (s, e) in self.minibatches(data) {
-            self.fprop(&Self::minibatch(data, s, e)?, Pass::Test)?;
+            self.fprop_cols(data, s, e, Pass::Test)?;
             cost.add(&self.cost());
         }
         Ok(cost)
@@ -800,7 +827,7 @@ impl ConvNet {
                     v * real + i * mb,
                     ((v + 1) * real).min(v * real + (i + 1) * mb),
                 );
-                self.fprop(&Self::minibatch(data, s, e)?, Pass::Test)?;
+                self.fprop_cols(data, s, e, Pass::Test)?;
                 let p = self.bufs.acts[self.layers[probs_layer].acts].borrow();
                 if v == 0 {
                     avg = p.clone();

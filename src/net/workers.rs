@@ -63,7 +63,7 @@ impl ConvNet {
                 } else {
                     Pass::MultiviewTest
                 };
-                self.fprop(&Self::minibatch(data, v * real + r0, v * real + r1)?, pass)?;
+                self.fprop_cols(data, v * real + r0, v * real + r1, pass)?;
             }
             if let Some(l) = lr {
                 let Kind::Cost(c) = &self.layers[l].kind else {
@@ -111,7 +111,7 @@ impl ConvNet {
         let mut cost = Cost::default();
         let mut out: Vec<Option<NvMatrix>> = vec![None; ids.len()];
         for (s, e) in self.minibatches(data) {
-            self.fprop(&Self::minibatch(data, s, e)?, pass)?;
+            self.fprop_cols(data, s, e, pass)?;
             cost.add(&self.cost());
             for (&l, o) in ids.iter().zip(&mut out) {
                 let a = self.bufs.acts[self.layers[l].acts].borrow();

@@ -216,8 +216,19 @@ impl NvMatrix {
     /// `resize(rows, cols)`: reallocates only when the element count changes, so with
     /// the same count it is a reshape that keeps the data (as the original).
     pub fn resize(&mut self, rows: usize, cols: usize) {
-        if rows * cols != self.len() {
-            self.storage = Storage::Host(vec![0.0; rows * cols]);
+        let n = rows * cols;
+        if n != self.len() {
+            // New memory, zeroed, as after a reallocation; an allocation large enough
+            // is kept (a buffer that layers of different sizes share changes size every
+            // minibatch, and fresh pages cost the kernel's page faults when first
+            // written).
+            let Storage::Host(v) = &mut self.storage;
+            if n > v.capacity() {
+                *v = vec![0.0; n];
+            } else {
+                v.clear();
+                v.resize(n, 0.0);
+            }
             *self.stamp.get_mut() = 0;
         }
         self.rows = rows;
@@ -253,9 +264,10 @@ impl NvMatrix {
     pub fn like(like: &NvMatrix) -> NvMatrix {
         NvMatrix::new(like.rows, like.cols, like.trans)
     }
-    /// `truncate()`: `resize(0, 0)`.
+    /// `truncate()`: `resize(0, 0)`, giving the memory back (`conserveMem`).
     pub fn truncate(&mut self) {
         self.resize(0, 0);
+        self.storage = Storage::Host(Vec::new());
     }
     /// `isContiguous()`: always true for the matrices we own (slices are copies).
     pub fn is_contiguous(&self) -> bool {
