@@ -468,10 +468,10 @@ fn cmrnorm_undo_is_the_gradient() {
     }
 }
 
-/// Every undo leaves `acts` holding the prelims, `__fdividef((-2 * addScale * powScale
-/// * outGrads) * acts, denoms)`, in every element (each task makes them for the
-/// elements it sums, so this checks that none is left out), with both thread counts
-/// and lane widths.
+/// Every undo leaves `acts` holding the prelims,
+/// `__fdividef((-2 * addScale * powScale * outGrads) * acts, denoms)`, in every element
+/// (each task makes them for the elements it sums, so this checks that none is left
+/// out), with both thread counts and lane widths.
 #[test]
 fn undo_overwrites_acts_with_the_prelims() {
     use convnet::nvmatrix::intrinsics::fdividef;
