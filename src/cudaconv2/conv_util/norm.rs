@@ -74,9 +74,9 @@
 //! The bit-exact `__powf` (two correctly rounded transcendental evaluations per
 //! output, about 2.1 ns per element and core with AVX-512, 3.5 with AVX2, some 65
 //! vector operations per eight f64 lanes) dominates: with it, two threads run the
-//! forward kernels at 4.2-5x the time of a copy of the same bytes for AlexNet's
-//! cross-map shape and 9-24x for the small same-map shapes, whose copies stay in cache,
-//! and the undo kernels at 4.3-5.5x (`convnet bench kernels`). With `__powf` replaced
+//! forward kernels at 4-4.4x the time of a copy of the same bytes for AlexNet's
+//! cross-map shape and 7.5-19x for the small same-map shapes, whose copies stay in
+//! cache, and the undo kernels at 3.4-5.8x (`convnet bench kernels`). With `__powf` replaced
 //! by a multiply (a measurement, not a mode) the same passes ran at 1.4-2.8x (forward)
 //! and 1.9-2.4x (undo).
 
