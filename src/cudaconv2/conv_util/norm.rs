@@ -77,8 +77,8 @@
 //! forward kernels at 4-4.4x the time of a copy of the same bytes for AlexNet's
 //! cross-map shape and 7.5-19x for the small same-map shapes, whose copies stay in
 //! cache, and the undo kernels at 3.4-5.8x (`convnet bench kernels`). With `__powf` replaced
-//! by a multiply (a measurement, not a mode) the same passes ran at 1.4-2.8x (forward)
-//! and 1.9-2.4x (undo).
+//! by a multiply (a measurement, not a mode) the same passes ran at 1.6-2.9x (forward;
+//! the small rnorm2 6.5-7x) and 1.5-2.2x (undo).
 
 use super::{same_dims, shape_of};
 use crate::cudaconv2::lanes;
