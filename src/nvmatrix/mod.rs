@@ -213,15 +213,15 @@ impl NvMatrix {
         self.data_mut()[k] = v;
     }
 
-    /// `resize(rows, cols)`: reallocates only when the element count changes, so with
-    /// the same count it is a reshape that keeps the data (as the original).
+    /// `resize(rows, cols)`: new contents (zeros, where the original's reallocation
+    /// leaves them undefined) only when the element count changes, so with the same
+    /// count it is a reshape that keeps the data (as the original).
     pub fn resize(&mut self, rows: usize, cols: usize) {
         let n = rows * cols;
         if n != self.len() {
-            // New memory, zeroed, as after a reallocation; an allocation large enough
-            // is kept (a buffer that layers of different sizes share changes size every
-            // minibatch, and fresh pages cost the kernel's page faults when first
-            // written).
+            // An allocation large enough is kept: a buffer that layers of different
+            // sizes share changes size every minibatch, and fresh pages cost page
+            // faults when first written.
             let Storage::Host(v) = &mut self.storage;
             if n > v.capacity() {
                 *v = vec![0.0; n];
