@@ -735,8 +735,7 @@ impl ConvNet {
     }
 
     /// `fprop` on the minibatch of columns `[start, end)` ([`Self::slice_minibatch`],
-    /// into matrices kept between minibatches); a row-major batch that is one
-    /// minibatch goes as it is.
+    /// into matrices kept between minibatches).
     fn fprop_cols(
         &mut self,
         data: &[NvMatrix],
@@ -744,9 +743,6 @@ impl ConvNet {
         end: usize,
         pass: Pass,
     ) -> Result<(), NetError> {
-        if start == 0 && data.iter().all(|m| m.cols() == end && !m.is_trans()) {
-            return self.fprop(data, pass);
-        }
         let mut mini = std::mem::take(&mut self.mini);
         let done = Self::slice_minibatch(data, start, end, &mut mini)
             .and_then(|()| self.fprop(&mini, pass));
