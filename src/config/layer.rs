@@ -97,7 +97,7 @@ impl<'a> Cx<'a> {
         self.log.push(line);
     }
 
-    /// The original's "Initialized <what> '<name>'<rest>" line, which the 2012 code
+    /// The original's `Initialized <what> '<name>'<rest>` line, which the 2012 code
     /// extends with " on GPU n" after the name.
     pub fn initialized(&mut self, what: &str, rest: &str) {
         let gpu = match self.gen {

@@ -703,7 +703,7 @@ impl ConvNetModel {
     /// 2012 `--test-out`: `<dir>/test_preds_<batchnum>` = `{'data': probs (cases x
     /// classes, float32, averaged over the views), 'note': 'generated from <save
     /// file>'}`. The probabilities are the logreg layer's input, read per view with
-    /// [`ConvNet::features`] and averaged as `LogregCostLayer` does (sum in view
+    /// [`crate::net::ConvNet::features`] and averaged as `LogregCostLayer` does (sum in view
     /// order, then times `1/views` in float32).
     fn write_test_preds(&mut self, data: &Batch, views: usize, logreg: &str, dir: &str) -> Res<()> {
         let probs_layer = self

@@ -1299,7 +1299,7 @@ pub(crate) fn local_weights_checks(
 /// [`crate::nvmatrix::intrinsics::powf`]`(x, y) = ex2(y * lg2(x))` where `lg2(x)` and `ex2(t)` are the
 /// f64 `log2`/`exp2` of the f32 argument rounded to f32. Calling libm per element
 /// costs ~17 ns, far more than the memory traffic of a normalisation. Here both are
-/// evaluated [`LANES`] lanes at a time in f64 by short polynomials whose error is
+/// evaluated `LANES` (32) lanes at a time in f64 by short polynomials whose error is
 /// below `2^-39` relative; a lane whose f64 value `v` has every value within `2^-34`
 /// relative of it rounding to the same f32 must round like the exact value and like
 /// libm's (which is within 1 f64 ulp of it), so it takes the polynomial's f32. The rare lane too
@@ -1315,7 +1315,7 @@ mod fast_pow {
 
     /// Lanes evaluated together: enough independent chains (four AVX-512 vectors of
     /// f64) to hide the evaluation's latency.
-    pub(super) const LANES: usize = 32;
+    const LANES: usize = 32;
     /// `1.5 * 2^52`: adding and subtracting it rounds an f64 of magnitude < 2^51 to an
     /// integer.
     const ROUND: f64 = 6_755_399_441_055_744.0;
